@@ -1,0 +1,608 @@
+//! Segment documents: the typed view Roentgen reads, next to the verbatim JSON.
+//!
+//! Parsing is two steps. Serde reads the JSON into [`Segment`], typed where Roentgen
+//! reads a field and lenient about everything else (unknown fields are ignored and are
+//! kept in the verbatim text). [`validate`] then checks the documented rules and returns
+//! one [`DocumentError`] per violation kind, naming the field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::DocumentError;
+use crate::ids::{SegmentId, TraceId};
+
+/// Largest accepted document, in bytes of JSON text (X-Ray's documented 64 kB).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// Longest segment name, in characters.
+pub const MAX_SEGMENT_NAME_CHARS: usize = 200;
+/// Longest subsegment name, in characters (not documented by AWS: our choice).
+pub const MAX_SUBSEGMENT_NAME_CHARS: usize = 250;
+/// Most annotations on one document (segment plus embedded subsegments).
+pub const MAX_ANNOTATIONS_PER_DOCUMENT: usize = 50;
+/// Longest annotation key, in bytes (not documented by AWS: our choice).
+pub const MAX_ANNOTATION_KEY_LEN: usize = 500;
+/// Deepest nesting of embedded subsegments.
+pub const MAX_SUBSEGMENT_DEPTH: usize = 32;
+
+/// An annotation value: X-Ray indexes strings, numbers and booleans only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnnotationValue {
+    /// A string value.
+    String(String),
+    /// A number (integers are kept as `f64`, as X-Ray's API returns them).
+    Number(f64),
+    /// A boolean value.
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for AnnotationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Self::String(s)),
+            serde_json::Value::Bool(b) => Ok(Self::Bool(b)),
+            serde_json::Value::Number(n) => n.as_f64().map(Self::Number).ok_or_else(|| {
+                serde::de::Error::custom("annotation number out of range")
+            }),
+            _ => Err(serde::de::Error::custom(
+                "annotation values must be a string, a number or a boolean",
+            )),
+        }
+    }
+}
+
+/// The `http` object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Http {
+    /// The request as the service saw it (or, on a subsegment, the outgoing call).
+    pub request: Option<HttpRequest>,
+    /// The response.
+    pub response: Option<HttpResponse>,
+}
+
+/// `http.request`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct HttpRequest {
+    /// Request method (`GET`, `POST`, …).
+    pub method: Option<String>,
+    /// Full request URL.
+    pub url: Option<String>,
+    /// `User-Agent` of the caller.
+    pub user_agent: Option<String>,
+    /// IP address of the caller.
+    pub client_ip: Option<String>,
+    /// True when `client_ip` came from `X-Forwarded-For`.
+    pub x_forwarded_for: Option<bool>,
+    /// On a subsegment: the downstream service is itself traced.
+    pub traced: Option<bool>,
+}
+
+/// `http.response`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct HttpResponse {
+    /// HTTP status code.
+    pub status: Option<u16>,
+    /// Response body length.
+    pub content_length: Option<u64>,
+}
+
+/// The `aws` object, typed where Roentgen reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Aws {
+    /// Account of the resource (cross-account calls).
+    pub account_id: Option<String>,
+    /// AWS API operation of an `aws`-namespace subsegment.
+    pub operation: Option<String>,
+    /// Region of the called resource.
+    pub region: Option<String>,
+    /// DynamoDB table of the call.
+    pub table_name: Option<String>,
+    /// SQS queue of the call.
+    pub queue_url: Option<String>,
+    /// EC2 metadata of the host.
+    pub ec2: Option<Ec2>,
+    /// ECS metadata of the container.
+    pub ecs: Option<Ecs>,
+}
+
+/// `aws.ec2`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Ec2 {
+    /// Instance id (`i-…`).
+    pub instance_id: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+}
+
+/// `aws.ecs`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Ecs {
+    /// Container host name.
+    pub container: Option<String>,
+    /// Container ARN.
+    pub container_arn: Option<String>,
+}
+
+/// The `sql` object of a database call.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Sql {
+    /// Connection URL without password.
+    pub url: Option<String>,
+    /// Connection string without password.
+    pub connection_string: Option<String>,
+    /// Query with the values removed.
+    pub sanitized_query: Option<String>,
+    /// Database engine.
+    pub database_type: Option<String>,
+    /// Engine version.
+    pub database_version: Option<String>,
+    /// Database user.
+    pub user: Option<String>,
+}
+
+/// The `service` object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Service {
+    /// Application version.
+    pub version: Option<String>,
+}
+
+/// The `cause` field: an exception object, or the id of an exception recorded elsewhere.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Cause {
+    /// 16-hex id of an exception recorded in another (sub)segment of the trace.
+    Reference(String),
+    /// The exceptions themselves.
+    Details(CauseDetails),
+}
+
+/// `cause` as an object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CauseDetails {
+    /// Working directory of the process.
+    pub working_directory: Option<String>,
+    /// Paths of libraries and modules in use.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// The exceptions.
+    #[serde(default)]
+    pub exceptions: Vec<Exception>,
+}
+
+/// One exception of a `cause`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Exception {
+    /// 16-hex id.
+    pub id: Option<String>,
+    /// Message.
+    pub message: Option<String>,
+    /// Exception type (class name).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Thrown by a downstream call.
+    pub remote: Option<bool>,
+    /// Stack frames left out.
+    pub truncated: Option<u64>,
+    /// Exceptions left out.
+    pub skipped: Option<u64>,
+    /// Id of the exception that caused this one.
+    pub cause: Option<String>,
+    /// Stack frames.
+    #[serde(default)]
+    pub stack: Vec<StackFrame>,
+}
+
+/// A stack frame.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct StackFrame {
+    /// Source file.
+    pub path: Option<String>,
+    /// Line number.
+    pub line: Option<u64>,
+    /// Function or method.
+    pub label: Option<String>,
+}
+
+/// A segment or subsegment as Roentgen reads it. The same shape serves top-level
+/// segments, independent subsegments (`type: "subsegment"`) and embedded subsegments;
+/// [`validate`] applies the rules of each.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Segment {
+    /// Service name (segments) or called resource / code block (subsegments).
+    pub name: Option<String>,
+    /// 16-hex id, unique in the trace.
+    pub id: Option<String>,
+    /// Trace id (segments and independent subsegments).
+    pub trace_id: Option<String>,
+    /// Upstream subsegment (segments) or parent (independent subsegments).
+    pub parent_id: Option<String>,
+    /// `"subsegment"` on independently sent subsegments.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Start, epoch seconds.
+    pub start_time: Option<f64>,
+    /// End, epoch seconds; absent while in progress.
+    pub end_time: Option<f64>,
+    /// Sent instead of `end_time` before the work completes.
+    #[serde(default)]
+    pub in_progress: bool,
+    /// Resource type, e.g. `AWS::EC2::Instance`.
+    pub origin: Option<String>,
+    /// End user of the request.
+    pub user: Option<String>,
+    /// `aws` or `remote` on subsegments for downstream calls.
+    pub namespace: Option<String>,
+    /// HTTP request and response.
+    pub http: Option<Http>,
+    /// AWS resource data.
+    pub aws: Option<Aws>,
+    /// SQL query data.
+    pub sql: Option<Sql>,
+    /// Application version data.
+    pub service: Option<Service>,
+    /// Client error (4xx).
+    #[serde(default)]
+    pub error: bool,
+    /// Throttled (429).
+    #[serde(default)]
+    pub throttle: bool,
+    /// Server error (5xx).
+    #[serde(default)]
+    pub fault: bool,
+    /// Exceptions.
+    pub cause: Option<Cause>,
+    /// Indexed key/values.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, AnnotationValue>,
+    /// Embedded subsegments.
+    #[serde(default)]
+    pub subsegments: Vec<Segment>,
+    /// Sibling subsegments that completed before this one started.
+    #[serde(default)]
+    pub precursor_ids: Vec<String>,
+    /// On an `aws` subsegment: the called resource is itself traced.
+    pub traced: Option<bool>,
+}
+
+impl Segment {
+    /// True for an independently sent subsegment.
+    pub fn is_subsegment(&self) -> bool {
+        self.kind.as_deref() == Some("subsegment")
+    }
+
+    /// `end_time - start_time`, when both are known.
+    pub fn response_time(&self) -> Option<f64> {
+        match (self.start_time, self.end_time) {
+            (Some(s), Some(e)) => Some(e - s),
+            _ => None,
+        }
+    }
+
+    /// HTTP response status, if any.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http.as_ref()?.response.as_ref()?.status
+    }
+
+    /// This segment and every embedded subsegment, depth first.
+    pub fn walk(&self) -> impl Iterator<Item = &Segment> {
+        let mut stack = vec![self];
+        std::iter::from_fn(move || {
+            let next = stack.pop()?;
+            stack.extend(next.subsegments.iter().rev());
+            Some(next)
+        })
+    }
+}
+
+/// A validated document: the verbatim JSON and the typed view of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    raw: String,
+    segment: Segment,
+    trace_id: TraceId,
+    id: SegmentId,
+}
+
+impl Document {
+    /// Parses and validates one document.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, DocumentError> {
+        let raw = raw.into();
+        if raw.len() > MAX_DOCUMENT_BYTES {
+            return Err(DocumentError::TooLarge {
+                size: raw.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        let segment = parse_segment(&raw)?;
+        let (trace_id, id) = validate(&segment)?;
+        Ok(Self {
+            raw,
+            segment,
+            trace_id,
+            id,
+        })
+    }
+
+    /// The JSON exactly as it was sent.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Gives back the verbatim JSON.
+    pub fn into_raw(self) -> String {
+        self.raw
+    }
+
+    /// The typed view.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// The trace this document belongs to.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// The document's own id.
+    pub fn id(&self) -> SegmentId {
+        self.id
+    }
+
+    /// True while the (sub)segment is still in progress.
+    pub fn in_progress(&self) -> bool {
+        self.segment.in_progress && self.segment.end_time.is_none()
+    }
+}
+
+/// Reads the JSON text into the typed view, naming the path of a type mismatch.
+pub fn parse_segment(raw: &str) -> Result<Segment, DocumentError> {
+    let trimmed = raw.trim_start();
+    if !trimmed.starts_with('{') {
+        // Distinguish "not JSON" from "JSON but not an object" for a clearer error.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(raw) {
+            Ok(_) => DocumentError::NotAnObject,
+            Err(e) => DocumentError::Json {
+                message: e.to_string(),
+            },
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let segment: Segment = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            DocumentError::Json {
+                message: inner.to_string(),
+            }
+        } else {
+            DocumentError::WrongType {
+                field: path,
+                message: strip_position(&inner.to_string()),
+            }
+        }
+    })?;
+    de.end().map_err(|e| DocumentError::Json {
+        message: e.to_string(),
+    })?;
+    Ok(segment)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Checks the documented rules on a top-level document and returns its trace and own id.
+pub fn validate(seg: &Segment) -> Result<(TraceId, SegmentId), DocumentError> {
+    let trace_id = match seg.trace_id.as_deref() {
+        None => return Err(DocumentError::Missing { field: "trace_id".into() }),
+        Some(t) => t.parse::<TraceId>().map_err(|_| DocumentError::InvalidTraceId {
+            field: "trace_id".into(),
+            value: truncate(t),
+        })?,
+    };
+    let is_sub = match seg.kind.as_deref() {
+        None => false,
+        Some("subsegment") => true,
+        Some(other) => {
+            return Err(DocumentError::InvalidType {
+                value: truncate(other),
+            });
+        }
+    };
+    if is_sub && seg.parent_id.is_none() {
+        return Err(DocumentError::Missing { field: "parent_id".into() });
+    }
+    let id = check_entity(seg, String::new(), !is_sub, 0)?;
+    let mut annotations = 0usize;
+    for s in seg.walk() {
+        annotations += s.annotations.len();
+    }
+    if annotations > MAX_ANNOTATIONS_PER_DOCUMENT {
+        return Err(DocumentError::TooManyAnnotations {
+            count: annotations,
+            limit: MAX_ANNOTATIONS_PER_DOCUMENT,
+        });
+    }
+    Ok((trace_id, id))
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn field(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn check_id(prefix: &str, name: &str, value: &str) -> Result<SegmentId, DocumentError> {
+    value
+        .parse::<SegmentId>()
+        .map_err(|_| DocumentError::InvalidId {
+            field: field(prefix, name),
+            value: truncate(value),
+        })
+}
+
+/// Characters AWS documents for segment names, besides letters, digits and whitespace.
+const NAME_SYMBOLS: &str = "_.:/%&#=+\\-@";
+
+fn check_entity(
+    seg: &Segment,
+    prefix: String,
+    is_segment: bool,
+    depth: usize,
+) -> Result<SegmentId, DocumentError> {
+    if depth > MAX_SUBSEGMENT_DEPTH {
+        return Err(DocumentError::TooDeep {
+            limit: MAX_SUBSEGMENT_DEPTH,
+        });
+    }
+    let id = match seg.id.as_deref() {
+        None => {
+            return Err(DocumentError::Missing {
+                field: leak_field(&prefix, "id"),
+            });
+        }
+        Some(v) => check_id(&prefix, "id", v)?,
+    };
+    match seg.name.as_deref() {
+        None | Some("") => {
+            return Err(DocumentError::Missing {
+                field: leak_field(&prefix, "name"),
+            });
+        }
+        Some(name) => {
+            let limit = if is_segment {
+                MAX_SEGMENT_NAME_CHARS
+            } else {
+                MAX_SUBSEGMENT_NAME_CHARS
+            };
+            let chars = name.chars().count();
+            if chars > limit {
+                return Err(DocumentError::NameTooLong {
+                    field: field(&prefix, "name"),
+                    chars,
+                    limit,
+                });
+            }
+            if is_segment {
+                if let Some(c) = name.chars().find(|c| {
+                    !(c.is_alphanumeric() || c.is_whitespace() || NAME_SYMBOLS.contains(*c))
+                }) {
+                    return Err(DocumentError::InvalidName {
+                        name: truncate(name),
+                        character: c,
+                    });
+                }
+            }
+        }
+    }
+    if let Some(p) = seg.parent_id.as_deref() {
+        check_id(&prefix, "parent_id", p)?;
+    }
+    let start = match seg.start_time {
+        None => {
+            return Err(DocumentError::Missing {
+                field: leak_field(&prefix, "start_time"),
+            });
+        }
+        Some(t) if !t.is_finite() || t <= 0.0 => {
+            return Err(DocumentError::InvalidTime {
+                field: field(&prefix, "start_time"),
+                value: t,
+            });
+        }
+        Some(t) => t,
+    };
+    match seg.end_time {
+        None if !seg.in_progress => {
+            return Err(DocumentError::MissingEnd {
+                field: field(&prefix, "end_time"),
+            });
+        }
+        None => {}
+        Some(t) if !t.is_finite() || t <= 0.0 => {
+            return Err(DocumentError::InvalidTime {
+                field: field(&prefix, "end_time"),
+                value: t,
+            });
+        }
+        Some(end) if end < start => {
+            return Err(DocumentError::EndBeforeStart {
+                field: field(&prefix, "end_time"),
+                start,
+                end,
+            });
+        }
+        Some(_) => {}
+    }
+    if let Some(ns) = seg.namespace.as_deref() {
+        if ns != "aws" && ns != "remote" {
+            return Err(DocumentError::InvalidNamespace {
+                field: field(&prefix, "namespace"),
+                value: truncate(ns),
+            });
+        }
+    }
+    for (i, p) in seg.precursor_ids.iter().enumerate() {
+        check_id(&prefix, &format!("precursor_ids[{i}]"), p)?;
+    }
+    match &seg.cause {
+        Some(Cause::Reference(r)) => {
+            check_id(&prefix, "cause", r)?;
+        }
+        Some(Cause::Details(d)) => {
+            for (i, e) in d.exceptions.iter().enumerate() {
+                if let Some(eid) = e.id.as_deref() {
+                    check_id(&prefix, &format!("cause.exceptions[{i}].id"), eid)?;
+                }
+            }
+        }
+        None => {}
+    }
+    for key in seg.annotations.keys() {
+        if key.is_empty()
+            || key.len() > MAX_ANNOTATION_KEY_LEN
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(DocumentError::InvalidAnnotationKey {
+                field: field(&prefix, "annotations"),
+                key: truncate(key),
+            });
+        }
+    }
+    for (i, sub) in seg.subsegments.iter().enumerate() {
+        check_entity(
+            sub,
+            field(&prefix, &format!("subsegments[{i}]")),
+            false,
+            depth + 1,
+        )?;
+    }
+    Ok(id)
+}
+
+/// Missing-field errors name a static field at the top level, and a path below it.
+fn leak_field(prefix: &str, name: &'static str) -> crate::error::FieldName {
+    if prefix.is_empty() {
+        crate::error::FieldName::from(name)
+    } else {
+        crate::error::FieldName::from(format!("{prefix}.{name}"))
+    }
+}
