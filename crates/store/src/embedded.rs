@@ -1,0 +1,688 @@
+//! The embedded store: fjall keyspaces under `--data-dir`, one set per UTC day.
+//!
+//! Writes are serialized by one lock (summaries and rollups are read-modify-write) and
+//! committed as one atomic fjall batch with `PersistMode::SyncData`: documents, the
+//! re-derived summaries, the service index and the rollup changes land together or not
+//! at all. fjall poisons the database after a failed sync and refuses later writes
+//! (`Error::Poisoned`), which is the fail-stop behaviour we want.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use roentgen_model::document::parse_segment;
+use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
+
+use crate::keys::{
+    TenantId, day_of, day_start, doc_key, rollup_prefix, service_key, time_key, trace_key,
+};
+use crate::{
+    ConfigKind, RollupRow, Store, StoreError, StoredSummary, StoredTrace, SummaryPage,
+    SummaryQuery, TimeRangeType, WriteOutcome,
+};
+
+/// How far before a query's start a trace may have started and still be found by an
+/// `Event` or `Service` time range (those read update and end times, not the trace id).
+pub const EVENT_LOOKBACK_SECONDS: u64 = 86_400;
+
+/// Options of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct DayParts {
+    docs: Keyspace,
+    sums: Keyspace,
+    svcs: Keyspace,
+    roll: Keyspace,
+}
+
+const PART_PREFIXES: [&str; 4] = ["docs_", "sums_", "svcs_", "roll_"];
+
+struct Inner {
+    db: Database,
+    meta: Keyspace,
+    days: RwLock<BTreeMap<u32, DayParts>>,
+    write_lock: Mutex<()>,
+    path: PathBuf,
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        message: e.to_string(),
+    }
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Summary record value: 4-byte length of the summary JSON, the summary JSON, then the
+/// trace's graph contribution JSON (read only by writes, skipped by queries).
+fn encode_record(stored: &StoredSummary, graph: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
+    // Serializing plain data structures to a Vec cannot fail.
+    let s = serde_json::to_vec(stored).unwrap_or_default();
+    let g = serde_json::to_vec(graph).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + s.len() + g.len());
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(&s);
+    out.extend_from_slice(&g);
+    out
+}
+
+fn split_record(v: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    if v.len() < 4 {
+        return Err(corrupt("summary", "record shorter than its header"));
+    }
+    let n = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as usize;
+    if v.len() < 4 + n {
+        return Err(corrupt("summary", "record shorter than its length"));
+    }
+    Ok((&v[4..4 + n], &v[4 + n..]))
+}
+
+fn decode_summary(v: &[u8]) -> Result<StoredSummary, StoreError> {
+    let (s, _) = split_record(v)?;
+    serde_json::from_slice(s).map_err(|e| corrupt("summary", e))
+}
+
+type GraphRows = Vec<(u64, GraphKey, Stats)>;
+
+fn decode_record(v: &[u8]) -> Result<(StoredSummary, GraphRows), StoreError> {
+    let (s, g) = split_record(v)?;
+    let stored = serde_json::from_slice(s).map_err(|e| corrupt("summary", e))?;
+    let graph = if g.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(g).map_err(|e| corrupt("summary graph", e))?
+    };
+    Ok((stored, graph))
+}
+
+fn config_key(tenant: &TenantId, kind: ConfigKind, name: Option<&str>) -> Vec<u8> {
+    let mut k = tenant.prefix();
+    k.push(match kind {
+        ConfigKind::SamplingRule => b'r',
+        ConfigKind::Group => b'g',
+    });
+    if let Some(n) = name {
+        k.extend_from_slice(n.as_bytes());
+    }
+    k
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `path`, recovering from its journal.
+    pub fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::builder(&path)
+            .cache_size(options.cache_bytes)
+            .open()?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let mut days = BTreeMap::new();
+        let names: Vec<String> = db
+            .list_keyspace_names()
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect();
+        for name in names {
+            if let Some(day) = name
+                .strip_prefix("docs_")
+                .and_then(|d| d.parse::<u32>().ok())
+            {
+                days.insert(day, Self::open_day(&db, day)?);
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                meta,
+                days: RwLock::new(days),
+                write_lock: Mutex::new(()),
+                path,
+            }),
+        })
+    }
+
+    fn open_day(db: &Database, day: u32) -> Result<DayParts, StoreError> {
+        let ks = |p: &str| db.keyspace(&format!("{p}{day}"), KeyspaceCreateOptions::default);
+        Ok(DayParts {
+            docs: ks(PART_PREFIXES[0])?,
+            sums: ks(PART_PREFIXES[1])?,
+            svcs: ks(PART_PREFIXES[2])?,
+            roll: ks(PART_PREFIXES[3])?,
+        })
+    }
+
+    fn day(&self, day: u32) -> Option<DayParts> {
+        self.inner
+            .days
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&day)
+            .cloned()
+    }
+
+    fn day_or_create(&self, day: u32) -> Result<DayParts, StoreError> {
+        if let Some(p) = self.day(day) {
+            return Ok(p);
+        }
+        let mut days = self.inner.days.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = days.get(&day) {
+            return Ok(p.clone());
+        }
+        let parts = Self::open_day(&self.inner.db, day)?;
+        days.insert(day, parts.clone());
+        Ok(parts)
+    }
+
+    fn days_between(&self, lo: u32, hi: u32) -> Vec<(u32, DayParts)> {
+        self.inner
+            .days
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .range(lo..=hi)
+            .rev()
+            .map(|(d, p)| (*d, p.clone()))
+            .collect()
+    }
+
+    /// Day partitions present, oldest first (`YYYYMMDD`).
+    pub fn days(&self) -> Vec<u32> {
+        self.inner
+            .days
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Bytes on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.inner.db.disk_space().unwrap_or(0)
+    }
+
+    fn write_blocking(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+    ) -> Result<WriteOutcome, StoreError> {
+        if docs.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let tp = tenant.prefix();
+        let now = now_seconds();
+        let doc_count = docs.len();
+
+        // Group by trace, keeping the last version of a document id within the batch.
+        let mut by_trace: HashMap<TraceId, BTreeMap<SegmentId, Document>> = HashMap::new();
+        for d in docs {
+            by_trace.entry(d.trace_id()).or_default().insert(d.id(), d);
+        }
+
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(PersistMode::SyncData));
+        let mut deltas: BTreeMap<(u64, GraphKey), Stats> = BTreeMap::new();
+        let traces = by_trace.len();
+        for (trace, new_docs) in by_trace {
+            let parts = self.day_or_create(day_of(u64::from(trace.epoch_seconds())))?;
+            let tk = trace_key(&tp, &trace);
+
+            let mut current: BTreeMap<u64, Segment> = BTreeMap::new();
+            for kv in parts.docs.prefix(&tk) {
+                let (k, v) = kv.into_inner()?;
+                if k.len() != tk.len() + 8 {
+                    continue;
+                }
+                let mut idb = [0u8; 8];
+                idb.copy_from_slice(&k[tk.len()..]);
+                let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
+                let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
+                current.insert(u64::from_be_bytes(idb), seg);
+            }
+            for (id, d) in &new_docs {
+                batch.insert(&parts.docs, doc_key(&tp, &trace, id.0), d.raw().as_bytes());
+                current.insert(id.0, d.segment().clone());
+            }
+            let segs: Vec<&Segment> = current.values().collect();
+            let Some(derived) = derive(trace, &segs) else {
+                continue;
+            };
+
+            let old = match parts.sums.get(&tk)? {
+                Some(v) => Some(decode_record(&v)?),
+                None => None,
+            };
+            let (revision, old_graph, old_services) = match &old {
+                Some((s, g)) => (s.revision.saturating_add(1), g.as_slice(), {
+                    s.summary.services.as_slice()
+                }),
+                None => (1, &[][..], &[][..]),
+            };
+            for svc in &derived.summary.services {
+                if !old_services.iter().any(|o| o.name == svc.name) {
+                    batch.insert(&parts.svcs, service_key(&tp, &svc.name, Some(&trace)), []);
+                }
+            }
+            for (m, k, s) in old_graph {
+                deltas.entry((*m, k.clone())).or_default().add(s, -1);
+            }
+            let new_graph: GraphRows = derived
+                .graph
+                .into_iter()
+                .map(|((m, k), s)| (m, k, s))
+                .collect();
+            for (m, k, s) in &new_graph {
+                deltas.entry((*m, k.clone())).or_default().add(s, 1);
+            }
+            let stored = StoredSummary {
+                summary: derived.summary,
+                revision,
+                updated_at: now,
+            };
+            batch.insert(&parts.sums, tk, encode_record(&stored, &new_graph));
+        }
+
+        for ((minute, key), delta) in deltas {
+            if delta.is_empty() && delta.total_response_time == 0.0 {
+                continue;
+            }
+            let parts = self.day_or_create(day_of(minute * 60))?;
+            let mut rk = rollup_prefix(&tp, minute);
+            // Serializing a plain struct cannot fail.
+            rk.extend_from_slice(&serde_json::to_vec(&key).unwrap_or_default());
+            let mut cur: Stats = match parts.roll.get(&rk)? {
+                Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?,
+                None => Stats::default(),
+            };
+            cur.add(&delta, 1);
+            if cur.is_empty() {
+                batch.remove(&parts.roll, rk);
+            } else {
+                batch.insert(
+                    &parts.roll,
+                    rk,
+                    serde_json::to_vec(&cur).unwrap_or_default(),
+                );
+            }
+        }
+        batch.commit()?;
+        Ok(WriteOutcome {
+            documents: doc_count,
+            traces,
+        })
+    }
+
+    fn get_traces_blocking(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> Result<Vec<StoredTrace>, StoreError> {
+        let tp = tenant.prefix();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(parts) = self.day(day_of(u64::from(id.epoch_seconds()))) else {
+                continue;
+            };
+            let tk = trace_key(&tp, id);
+            let mut documents = Vec::new();
+            for kv in parts.docs.prefix(&tk) {
+                let (k, v) = kv.into_inner()?;
+                if k.len() != tk.len() + 8 {
+                    continue;
+                }
+                let mut idb = [0u8; 8];
+                idb.copy_from_slice(&k[tk.len()..]);
+                let raw = String::from_utf8(v.to_vec()).map_err(|e| corrupt("document", e))?;
+                documents.push((SegmentId(u64::from_be_bytes(idb)), raw));
+            }
+            if documents.is_empty() {
+                continue;
+            }
+            let summary = match parts.sums.get(&tk)? {
+                Some(v) => Some(decode_summary(&v)?),
+                None => None,
+            };
+            out.push(StoredTrace {
+                trace_id: *id,
+                documents,
+                summary,
+            });
+        }
+        Ok(out)
+    }
+
+    fn query_blocking(
+        &self,
+        tenant: &TenantId,
+        q: &SummaryQuery,
+    ) -> Result<SummaryPage, StoreError> {
+        let tp = tenant.prefix();
+        let start = q.start.max(0.0);
+        let end = q.end.max(start);
+        let lookback = match q.time_range_type {
+            TimeRangeType::TraceId => 0,
+            TimeRangeType::Event | TimeRangeType::Service => EVENT_LOOKBACK_SECONDS,
+        };
+        let lo_sec = (start.floor() as u64).saturating_sub(lookback).min(u32::MAX as u64) as u32;
+        let hi_sec = (end.floor() as u64).min(u32::MAX as u64) as u32;
+        let cursor: Option<[u8; 16]> = match &q.cursor {
+            None => None,
+            Some(c) => {
+                let bytes = hex::decode(c).map_err(|_| StoreError::InvalidCursor)?;
+                Some(bytes.try_into().map_err(|_| StoreError::InvalidCursor)?)
+            }
+        };
+        let hi_day = match cursor {
+            Some(c) => day_of(u64::from(TraceId::from_bytes(c).epoch_seconds())),
+            None => day_of(u64::from(hi_sec)),
+        };
+        let lo_day = day_of(u64::from(lo_sec));
+
+        let mut page = SummaryPage::default();
+        let limit = q.limit.max(1);
+        let budget = q.scan_budget.max(limit);
+        let mut last_examined: Option<[u8; 16]> = None;
+
+        let accept = |s: &StoredSummary| -> bool {
+            let in_range = match q.time_range_type {
+                TimeRangeType::TraceId => true,
+                TimeRangeType::Event => s.updated_at >= start && s.updated_at <= end + 1.0,
+                TimeRangeType::Service => s
+                    .summary
+                    .end_time
+                    .is_some_and(|e| e >= start && e <= end + 1.0),
+            };
+            in_range
+                && q.service
+                    .as_deref()
+                    .is_none_or(|name| s.summary.has_service(name))
+                && q.predicate.as_ref().is_none_or(|p| p(&s.summary))
+        };
+
+        'days: for (_, parts) in self.days_between(lo_day, hi_day) {
+            let lower = time_key(&tp, lo_sec);
+            let mut upper = match cursor {
+                Some(c) => {
+                    let mut k = tp.clone();
+                    k.extend_from_slice(&c);
+                    k
+                }
+                None => time_key(&tp, hi_sec.saturating_add(1)),
+            };
+            if cursor.is_none() && hi_sec == u32::MAX {
+                upper = tp.clone();
+                upper.extend_from_slice(&[0xff; 17]);
+            }
+            // Candidates: the service index when a service is pushed down, else the
+            // summaries themselves.
+            if let Some(name) = q.service.as_deref() {
+                let base = service_key(&tp, name, None);
+                let mut lo_k = base.clone();
+                lo_k.extend_from_slice(&lower[tp.len()..]);
+                let mut hi_k = base.clone();
+                hi_k.extend_from_slice(&upper[tp.len()..]);
+                for kv in parts.svcs.range(lo_k..hi_k).rev() {
+                    let k = kv.key()?;
+                    let Ok(tb) = <[u8; 16]>::try_from(&k[base.len()..]) else {
+                        continue;
+                    };
+                    let tid = TraceId::from_bytes(tb);
+                    last_examined = Some(tb);
+                    page.scanned += 1;
+                    if let Some(v) = parts.sums.get(trace_key(&tp, &tid))? {
+                        let s = decode_summary(&v)?;
+                        if accept(&s) {
+                            page.summaries.push(s);
+                        }
+                    }
+                    if page.summaries.len() >= limit || page.scanned >= budget {
+                        break 'days;
+                    }
+                }
+            } else {
+                for kv in parts.sums.range(lower..upper).rev() {
+                    let (k, v) = kv.into_inner()?;
+                    let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
+                        continue;
+                    };
+                    last_examined = Some(tb);
+                    page.scanned += 1;
+                    let s = decode_summary(&v)?;
+                    if accept(&s) {
+                        page.summaries.push(s);
+                    }
+                    if page.summaries.len() >= limit || page.scanned >= budget {
+                        break 'days;
+                    }
+                }
+            }
+            last_examined = None;
+        }
+        // Stopped early (limit or budget) → resume strictly below the last key examined.
+        page.next = last_examined.map(hex::encode);
+        Ok(page)
+    }
+
+    fn rollups_blocking(
+        &self,
+        tenant: &TenantId,
+        start_minute: u64,
+        end_minute: u64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let tp = tenant.prefix();
+        let mut rows = Vec::new();
+        let lo_day = day_of(start_minute * 60);
+        let hi_day = day_of(end_minute * 60);
+        for (_, parts) in self.days_between(lo_day, hi_day).into_iter().rev() {
+            let lo = rollup_prefix(&tp, start_minute);
+            let hi = rollup_prefix(&tp, end_minute.saturating_add(1));
+            for kv in parts.roll.range(lo..hi) {
+                let (k, v) = kv.into_inner()?;
+                let mut mb = [0u8; 8];
+                mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
+                let key: GraphKey = serde_json::from_slice(&k[tp.len() + 8..])
+                    .map_err(|e| corrupt("rollup key", e))?;
+                let stats: Stats =
+                    serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?;
+                rows.push(RollupRow {
+                    minute: u64::from_be_bytes(mb),
+                    key,
+                    stats,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    fn drop_before_blocking(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let expired: Vec<(u32, DayParts)> = {
+            let mut days = self.inner.days.write().unwrap_or_else(|e| e.into_inner());
+            let old: Vec<u32> = days
+                .keys()
+                .copied()
+                .filter(|d| day_start(*d) + 86_400 <= epoch_seconds)
+                .collect();
+            old.into_iter()
+                .filter_map(|d| days.remove(&d).map(|p| (d, p)))
+                .collect()
+        };
+        let mut dropped = Vec::new();
+        for (day, parts) in expired {
+            for ks in [parts.docs, parts.sums, parts.svcs, parts.roll] {
+                self.inner.db.delete_keyspace(ks)?;
+            }
+            dropped.push(day);
+        }
+        Ok(dropped)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (s, t) = (self.clone(), tenant.clone());
+        blocking(move || s.write_blocking(&t, docs)).await
+    }
+
+    async fn get_traces(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> Result<Vec<StoredTrace>, StoreError> {
+        let (s, t, ids) = (self.clone(), tenant.clone(), ids.to_vec());
+        blocking(move || s.get_traces_blocking(&t, &ids)).await
+    }
+
+    async fn query_summaries(
+        &self,
+        tenant: &TenantId,
+        query: SummaryQuery,
+    ) -> Result<SummaryPage, StoreError> {
+        let (s, t) = (self.clone(), tenant.clone());
+        blocking(move || s.query_blocking(&t, &query)).await
+    }
+
+    async fn rollups(
+        &self,
+        tenant: &TenantId,
+        start_minute: u64,
+        end_minute: u64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let (s, t) = (self.clone(), tenant.clone());
+        blocking(move || s.rollups_blocking(&t, start_minute, end_minute)).await
+    }
+
+    async fn put_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let s = self.clone();
+        let key = config_key(tenant, kind, Some(name));
+        blocking(move || {
+            let mut b = s
+                .inner
+                .db
+                .batch()
+                .durability(Some(PersistMode::SyncData));
+            b.insert(
+                &s.inner.meta,
+                key,
+                serde_json::to_vec(&value).unwrap_or_default(),
+            );
+            b.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let s = self.clone();
+        let prefix = config_key(tenant, kind, None);
+        blocking(move || {
+            let mut out = Vec::new();
+            for kv in s.inner.meta.prefix(&prefix) {
+                let (k, v) = kv.into_inner()?;
+                let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let value = serde_json::from_slice(&v).map_err(|e| corrupt("config", e))?;
+                out.push((name, value));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let s = self.clone();
+        let key = config_key(tenant, kind, Some(name));
+        blocking(move || {
+            if !s.inner.meta.contains_key(&key)? {
+                return Ok(false);
+            }
+            let mut b = s
+                .inner
+                .db
+                .batch()
+                .durability(Some(PersistMode::SyncData));
+            b.remove(&s.inner.meta, key);
+            b.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn drop_before(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
+        let s = self.clone();
+        blocking(move || s.drop_before_blocking(epoch_seconds)).await
+    }
+}

@@ -1,0 +1,43 @@
+//! Store errors.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The embedded engine failed; after a failed sync it refuses every later write
+    /// (fail-stop), and the process should restart to recover from its journal.
+    #[error("embedded store: {0}")]
+    Engine(#[from] fjall::Error),
+    /// A stored record could not be decoded.
+    #[error("corrupt {what} record: {message}")]
+    Corrupt {
+        /// Which record kind.
+        what: &'static str,
+        /// Decoder message.
+        message: String,
+    },
+    /// A paging cursor is not one this store issued.
+    #[error("invalid paging token")]
+    InvalidCursor,
+    /// A tenant id is malformed.
+    #[error("invalid tenant id {0:?}: 1 to 64 ASCII letters, digits, '-' or '_'")]
+    InvalidTenant(String),
+    /// The store is shutting down.
+    #[error("store is shutting down")]
+    ShuttingDown,
+    /// A blocking task failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::ShuttingDown | Self::Task(_))
+    }
+
+    /// True when the caller's input (not the store) is at fault.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, Self::InvalidCursor | Self::InvalidTenant(_))
+    }
+}

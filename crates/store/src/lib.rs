@@ -1,0 +1,206 @@
+//! Where traces live: the [`Store`] trait and its implementations.
+//!
+//! This crate owns persistence: raw segment documents by trace, the time index of trace
+//! summaries, per-minute service-graph rollups, sampling rules and groups, and retention
+//! by whole day partitions. [`embedded::EmbeddedStore`] keeps them in a fjall LSM under a
+//! data directory; the ClickHouse implementation follows the same contract.
+//!
+//! It depends on `roentgen-model` (and later `roentgen-filter`) and must not speak HTTP to
+//! clients or know the X-Ray wire format: the server crate translates.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use roentgen_model::{Document, GraphKey, SegmentId, Stats, TraceId, TraceSummary};
+
+pub mod embedded;
+mod error;
+mod keys;
+
+pub use error::StoreError;
+pub use keys::TenantId;
+
+/// How a summary query's time range is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeRangeType {
+    /// By the start time encoded in the trace id.
+    #[default]
+    TraceId,
+    /// By the time the trace was last updated (a document of it arrived).
+    Event,
+    /// By the end time of the trace's segments.
+    Service,
+}
+
+/// A predicate over summaries that the store applies while scanning (filter expressions).
+pub type SummaryPredicate = Arc<dyn Fn(&TraceSummary) -> bool + Send + Sync>;
+
+/// A query of the summary index.
+#[derive(Clone)]
+pub struct SummaryQuery {
+    /// Start of the range, epoch seconds (inclusive).
+    pub start: f64,
+    /// End of the range, epoch seconds (inclusive).
+    pub end: f64,
+    /// How the range is read.
+    pub time_range_type: TimeRangeType,
+    /// Pushed down: only traces with a node of this name.
+    pub service: Option<String>,
+    /// Applied to every candidate after the pushdowns.
+    pub predicate: Option<SummaryPredicate>,
+    /// Where the previous page stopped ([`SummaryPage::next`]).
+    pub cursor: Option<String>,
+    /// Most summaries in one page.
+    pub limit: usize,
+    /// Most summaries examined for one page; a page may come back short (even empty)
+    /// with a cursor when this budget runs out, so one call never scans without bound.
+    pub scan_budget: usize,
+}
+
+impl std::fmt::Debug for SummaryQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SummaryQuery")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("time_range_type", &self.time_range_type)
+            .field("service", &self.service)
+            .field("predicate", &self.predicate.is_some())
+            .field("cursor", &self.cursor)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+/// A stored summary with the bookkeeping X-Ray returns next to it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSummary {
+    /// The summary.
+    pub summary: TraceSummary,
+    /// Bumped every time a document of the trace arrives.
+    pub revision: u32,
+    /// When the trace was last updated (epoch seconds, server clock).
+    pub updated_at: f64,
+}
+
+/// One page of summaries, newest trace first.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryPage {
+    /// The summaries.
+    pub summaries: Vec<StoredSummary>,
+    /// Set when more may follow.
+    pub next: Option<String>,
+    /// Summaries examined.
+    pub scanned: usize,
+}
+
+/// A trace's documents as stored.
+#[derive(Debug, Clone)]
+pub struct StoredTrace {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Its documents, verbatim, by document id.
+    pub documents: Vec<(SegmentId, String)>,
+    /// Its summary, if derived.
+    pub summary: Option<StoredSummary>,
+}
+
+/// A row of the per-minute service-graph rollups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    /// Epoch minute.
+    pub minute: u64,
+    /// Node or edge.
+    pub key: GraphKey,
+    /// Statistics of that minute.
+    pub stats: Stats,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Documents stored.
+    pub documents: usize,
+    /// Traces whose summary was (re-)derived.
+    pub traces: usize,
+}
+
+/// Kinds of configuration records (sampling rules, groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// Sampling rules.
+    SamplingRule,
+    /// Groups.
+    Group,
+}
+
+/// Persistence of traces, rollups and configuration.
+///
+/// Contract, for every implementation:
+/// - `write` is idempotent: writing a document again (same trace id and document id)
+///   replaces the earlier version, which is how in-progress segments complete.
+/// - `write` returns `Ok` only once every document of the batch, the re-derived
+///   summaries and the rollup changes are durable: a crash after `Ok` loses none of them.
+///   Documents are written verbatim; callers validate them first.
+/// - A batch may mix tenants' traces only through separate calls: one call, one tenant.
+/// - Summaries are re-derived from all of a trace's documents after each write
+///   (revision + 1); rollups receive the difference between the trace's new and old
+///   graph statistics, so they are exact whatever order documents arrive in.
+/// - Unknown trace ids are left out of `get_traces`, never errors.
+/// - Data is partitioned by UTC day of the trace id's time; `drop_before` removes whole
+///   days.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a batch of validated documents of one tenant durably.
+    async fn write(&self, tenant: &TenantId, docs: Vec<Document>)
+    -> Result<WriteOutcome, StoreError>;
+
+    /// The documents and summaries of the given traces (unknown ids are skipped).
+    async fn get_traces(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+    ) -> Result<Vec<StoredTrace>, StoreError>;
+
+    /// A page of summaries in a time range, newest first.
+    async fn query_summaries(
+        &self,
+        tenant: &TenantId,
+        query: SummaryQuery,
+    ) -> Result<SummaryPage, StoreError>;
+
+    /// Rollup rows for minutes in `[start_minute, end_minute]`.
+    async fn rollups(
+        &self,
+        tenant: &TenantId,
+        start_minute: u64,
+        end_minute: u64,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Stores a configuration record (replacing one of the same name).
+    async fn put_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError>;
+
+    /// Lists configuration records of a kind, by name.
+    async fn list_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+
+    /// Deletes a configuration record; `false` when it did not exist.
+    async fn delete_config(
+        &self,
+        tenant: &TenantId,
+        kind: ConfigKind,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Drops every day partition that ends before `epoch_seconds`; returns the days
+    /// dropped (as `YYYYMMDD`).
+    async fn drop_before(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError>;
+}

@@ -1,0 +1,239 @@
+//! The store contract, written once as generic scenarios and run against every backend
+//! (`embedded` here; ClickHouse joins with its issue).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use roentgen_model::{Document, TraceId};
+use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use roentgen_store::{ConfigKind, Store, SummaryQuery, TenantId, TimeRangeType};
+
+const T0: u32 = 1_700_000_000;
+
+fn trace(n: u32, at: u32) -> String {
+    format!("1-{at:08x}-{n:024x}")
+}
+
+fn seg(trace_id: &str, id: u64, name: &str, parent: Option<u64>, start: f64, end: Option<f64>, extra: &str) -> Document {
+    let parent = parent.map(|p| format!(",\"parent_id\":\"{p:016x}\"")).unwrap_or_default();
+    let end = match end {
+        Some(e) => format!(",\"end_time\":{e}"),
+        None => ",\"in_progress\":true".to_string(),
+    };
+    Document::parse(format!(
+        "{{\"trace_id\":\"{trace_id}\",\"id\":\"{id:016x}\",\"name\":\"{name}\",\"start_time\":{start}{end}{parent}{extra}}}"
+    ))
+    .expect("valid test document")
+}
+
+fn query(start: u32, end: u32) -> SummaryQuery {
+    SummaryQuery {
+        start: f64::from(start),
+        end: f64::from(end),
+        time_range_type: TimeRangeType::TraceId,
+        service: None,
+        predicate: None,
+        cursor: None,
+        limit: 100,
+        scan_budget: 100_000,
+    }
+}
+
+async fn write_then_read_verbatim<S: Store>(store: S) {
+    let t = TenantId::default();
+    let tid = trace(1, T0);
+    let a = seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.5), ",\"metadata\":{\"x\":[1,2]}");
+    let raw = a.raw().to_string();
+    let out = store.write(&t, vec![a]).await.expect("write");
+    assert_eq!(out.documents, 1);
+    let id: TraceId = tid.parse().expect("id");
+    let got = store.get_traces(&t, &[id]).await.expect("read");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].documents.len(), 1);
+    assert_eq!(got[0].documents[0].1, raw);
+    let s = got[0].summary.as_ref().expect("summary");
+    assert_eq!(s.summary.duration, Some(1.5));
+    assert_eq!(s.revision, 1);
+    // Unknown ids are skipped.
+    let other: TraceId = trace(99, T0).parse().expect("id");
+    assert!(store.get_traces(&t, &[other]).await.expect("read").is_empty());
+}
+
+async fn in_progress_then_complete_bumps_revision<S: Store>(store: S) {
+    let t = TenantId::default();
+    let tid = trace(2, T0);
+    let id: TraceId = tid.parse().expect("id");
+    store.write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), None, "")]).await.expect("write");
+    let s = store.get_traces(&t, &[id]).await.expect("read")[0].summary.clone().expect("summary");
+    assert!(s.summary.is_partial);
+    store.write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), Some(f64::from(T0) + 2.0), "")]).await.expect("write");
+    let got = store.get_traces(&t, &[id]).await.expect("read");
+    assert_eq!(got[0].documents.len(), 1, "same id replaces");
+    let s = got[0].summary.clone().expect("summary");
+    assert!(!s.summary.is_partial);
+    assert_eq!(s.revision, 2);
+}
+
+async fn paging_visits_every_trace_once_newest_first<S: Store>(store: S) {
+    let t = TenantId::default();
+    let mut docs = Vec::new();
+    for i in 0..250u32 {
+        let tid = trace(i, T0 + i);
+        docs.push(seg(&tid, 1, if i % 2 == 0 { "even" } else { "odd" }, None, f64::from(T0 + i), Some(f64::from(T0 + i) + 0.1), ""));
+    }
+    store.write(&t, docs).await.expect("write");
+    let mut seen = Vec::new();
+    let mut q = query(T0, T0 + 1000);
+    q.limit = 30;
+    loop {
+        let page = store.query_summaries(&t, q.clone()).await.expect("query");
+        seen.extend(page.summaries.iter().map(|s| s.summary.trace_id));
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 250);
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 250);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    // Service pushdown and time bounds.
+    let mut q = query(T0 + 10, T0 + 19);
+    q.service = Some("odd".into());
+    let page = store.query_summaries(&t, q).await.expect("query");
+    assert_eq!(page.summaries.len(), 5);
+    assert!(page.summaries.iter().all(|s| s.summary.has_service("odd")));
+
+    // A tight scan budget returns short pages with a cursor, never loses a trace.
+    let mut q = query(T0, T0 + 1000);
+    q.service = Some("even".into());
+    q.scan_budget = 7;
+    q.limit = 7;
+    let mut n = 0;
+    loop {
+        let page = store.query_summaries(&t, q.clone()).await.expect("query");
+        n += page.summaries.len();
+        match page.next {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, 125);
+
+    let mut q = query(T0, T0 + 1000);
+    q.cursor = Some("not a cursor".into());
+    assert!(store.query_summaries(&t, q).await.is_err());
+}
+
+async fn tenants_are_isolated<S: Store>(store: S) {
+    let a = TenantId::new("a").expect("tenant");
+    let b = TenantId::new("b").expect("tenant");
+    let tid = trace(3, T0);
+    store.write(&a, vec![seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), "")]).await.expect("write");
+    let id: TraceId = tid.parse().expect("id");
+    assert!(store.get_traces(&b, &[id]).await.expect("read").is_empty());
+    assert!(store.query_summaries(&b, query(T0 - 10, T0 + 10)).await.expect("q").summaries.is_empty());
+    assert_eq!(store.query_summaries(&a, query(T0 - 10, T0 + 10)).await.expect("q").summaries.len(), 1);
+}
+
+async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
+    let t = TenantId::default();
+    let tid = trace(4, T0);
+    let start = f64::from(T0);
+    // Caller web (with a remote subsegment 0x10), callee api answers 0x10.
+    let web = seg(&tid, 1, "web", None, start, Some(start + 1.0),
+        ",\"subsegments\":[{\"id\":\"0000000000000010\",\"name\":\"api\",\"namespace\":\"remote\",\"start_time\":1700000000.1,\"end_time\":1700000000.6}]");
+    let api = seg(&tid, 2, "api", Some(0x10), start + 0.2, Some(start + 0.5), ",\"fault\":true");
+    // Callee first: the web → api edge only appears once web arrives, and api is never
+    // counted as an inferred node afterwards.
+    store.write(&t, vec![api]).await.expect("write");
+    store.write(&t, vec![web.clone()]).await.expect("write");
+    store.write(&t, vec![web]).await.expect("rewrite is idempotent");
+    let m = u64::from(T0) / 60;
+    let rows = store.rollups(&t, m - 1, m + 1).await.expect("rollups");
+    let find = |src: Option<&str>, dst: &str| {
+        rows.iter()
+            .filter(|r| r.key.source.as_ref().map(|s| s.name.as_str()) == src && r.key.target.name == dst)
+            .map(|r| r.stats.count)
+            .sum::<i64>()
+    };
+    assert_eq!(find(None, "web"), 1);
+    assert_eq!(find(None, "api"), 1);
+    assert_eq!(find(Some("client"), "web"), 1);
+    assert_eq!(find(Some("web"), "api"), 1);
+    let inferred: i64 = rows.iter().filter(|r| r.key.target.kind.as_deref() == Some("remote")).map(|r| r.stats.count).sum();
+    assert_eq!(inferred, 0, "{rows:?}");
+}
+
+async fn retention_drops_whole_days<S: Store>(store: S) {
+    let t = TenantId::default();
+    let old = trace(5, T0 - 3 * 86_400);
+    let new = trace(6, T0);
+    store.write(&t, vec![
+        seg(&old, 1, "web", None, f64::from(T0 - 3 * 86_400), Some(f64::from(T0 - 3 * 86_400) + 1.0), ""),
+        seg(&new, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), ""),
+    ]).await.expect("write");
+    let dropped = store.drop_before(u64::from(T0) - 86_400).await.expect("drop");
+    assert_eq!(dropped.len(), 1);
+    let ids: Vec<TraceId> = [old, new].iter().map(|s| s.parse().expect("id")).collect();
+    let got = store.get_traces(&t, &ids).await.expect("read");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].trace_id, ids[1]);
+}
+
+async fn config_records<S: Store>(store: S) {
+    let t = TenantId::default();
+    store.put_config(&t, ConfigKind::Group, "slow", serde_json::json!({"f": "responsetime > 5"})).await.expect("put");
+    store.put_config(&t, ConfigKind::SamplingRule, "r1", serde_json::json!({"p": 1})).await.expect("put");
+    let groups = store.list_config(&t, ConfigKind::Group).await.expect("list");
+    assert_eq!(groups, vec![("slow".to_string(), serde_json::json!({"f": "responsetime > 5"}))]);
+    assert!(store.delete_config(&t, ConfigKind::Group, "slow").await.expect("delete"));
+    assert!(!store.delete_config(&t, ConfigKind::Group, "slow").await.expect("delete"));
+    assert_eq!(store.list_config(&t, ConfigKind::SamplingRule).await.expect("list").len(), 1);
+}
+
+fn run<F, Fut>(scenario: F)
+where
+    F: FnOnce(EmbeddedStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(scenario(store));
+}
+
+macro_rules! embedded {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::run(super::$name); } )*
+        }
+    };
+}
+
+embedded!(
+    write_then_read_verbatim,
+    in_progress_then_complete_bumps_revision,
+    paging_visits_every_trace_once_newest_first,
+    tenants_are_isolated,
+    rollups_are_exact_in_any_order,
+    retention_drops_whole_days,
+    config_records,
+);
+
+#[test]
+fn embedded_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tid = trace(8, T0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        rt.block_on(store.write(&TenantId::default(), vec![seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), "")]))
+            .expect("write");
+    }
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
+    let id: TraceId = tid.parse().expect("id");
+    let got = rt.block_on(store.get_traces(&TenantId::default(), &[id])).expect("read");
+    assert_eq!(got.len(), 1);
+    assert_eq!(store.days().len(), 1);
+}
