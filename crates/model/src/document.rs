@@ -41,9 +41,10 @@ impl<'de> Deserialize<'de> for AnnotationValue {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(s) => Ok(Self::String(s)),
             serde_json::Value::Bool(b) => Ok(Self::Bool(b)),
-            serde_json::Value::Number(n) => n.as_f64().map(Self::Number).ok_or_else(|| {
-                serde::de::Error::custom("annotation number out of range")
-            }),
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .map(Self::Number)
+                .ok_or_else(|| serde::de::Error::custom("annotation number out of range")),
             _ => Err(serde::de::Error::custom(
                 "annotation values must be a string, a number or a boolean",
             )),
@@ -398,11 +399,17 @@ fn strip_position(message: &str) -> String {
 /// Checks the documented rules on a top-level document and returns its trace and own id.
 pub fn validate(seg: &Segment) -> Result<(TraceId, SegmentId), DocumentError> {
     let trace_id = match seg.trace_id.as_deref() {
-        None => return Err(DocumentError::Missing { field: "trace_id".into() }),
-        Some(t) => t.parse::<TraceId>().map_err(|_| DocumentError::InvalidTraceId {
-            field: "trace_id".into(),
-            value: truncate(t),
-        })?,
+        None => {
+            return Err(DocumentError::Missing {
+                field: "trace_id".into(),
+            });
+        }
+        Some(t) => t
+            .parse::<TraceId>()
+            .map_err(|_| DocumentError::InvalidTraceId {
+                field: "trace_id".into(),
+                value: truncate(t),
+            })?,
     };
     let is_sub = match seg.kind.as_deref() {
         None => false,
@@ -414,7 +421,9 @@ pub fn validate(seg: &Segment) -> Result<(TraceId, SegmentId), DocumentError> {
         }
     };
     if is_sub && seg.parent_id.is_none() {
-        return Err(DocumentError::Missing { field: "parent_id".into() });
+        return Err(DocumentError::Missing {
+            field: "parent_id".into(),
+        });
     }
     let id = check_entity(seg, String::new(), !is_sub, 0)?;
     let mut annotations = 0usize;

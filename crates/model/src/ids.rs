@@ -201,8 +201,12 @@ mod tests {
 
     #[test]
     fn trace_id_byte_order_is_time_order() {
-        let a: TraceId = "1-00000001-ffffffffffffffffffffffff".parse().expect("valid");
-        let b: TraceId = "1-00000002-000000000000000000000000".parse().expect("valid");
+        let a: TraceId = "1-00000001-ffffffffffffffffffffffff"
+            .parse()
+            .expect("valid");
+        let b: TraceId = "1-00000002-000000000000000000000000"
+            .parse()
+            .expect("valid");
         assert!(a.to_bytes() < b.to_bytes());
     }
 

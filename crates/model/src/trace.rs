@@ -346,15 +346,20 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
             sa.total_cmp(&sb)
         })
     };
-    let root = earliest(&mut segments.iter().copied().filter(|i| docs[*i].parent_id.is_none()))
-        .or_else(|| {
-            earliest(&mut segments.iter().copied().filter(|i| {
-                docs[*i]
-                    .parent_id
-                    .as_deref()
-                    .is_none_or(|p| owner.get(p).is_none_or(|o| o == i))
-            }))
-        });
+    let root = earliest(
+        &mut segments
+            .iter()
+            .copied()
+            .filter(|i| docs[*i].parent_id.is_none()),
+    )
+    .or_else(|| {
+        earliest(&mut segments.iter().copied().filter(|i| {
+            docs[*i]
+                .parent_id
+                .as_deref()
+                .is_none_or(|p| owner.get(p).is_none_or(|o| o == i))
+        }))
+    });
 
     let key_of = |i: usize| ServiceKey::of_segment(docs[i]);
 

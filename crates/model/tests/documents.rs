@@ -25,7 +25,8 @@ const S3: &str = r#"{"type":"subsegment","id":"0f0e0d0c0b0a0908","trace_id":"1-5
 const S4: &str = r#"{"name":"worker","id":"1111222233334444","trace_id":"1-5759e999-000000000000000000000001",
  "start_time":1465510300.0,"in_progress":true}"#;
 
-const BASE: &str = r#""id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.0"#;
+const BASE: &str =
+    r#""id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.0"#;
 
 fn doc(fields: &str) -> String {
     format!("{{{fields}}}")
@@ -50,51 +51,249 @@ macro_rules! rejects {
             let err = Document::parse(raw.clone()).expect_err(&raw);
             assert_eq!(err.error_code(), $code, "{err}");
             let msg = err.to_string();
-            assert!(msg.contains($needle), "{msg:?} should mention {:?}", $needle);
+            assert!(
+                msg.contains($needle),
+                "{msg:?} should mention {:?}",
+                $needle
+            );
         }
     };
 }
 
 rejects!(not_json, "not json".into(), "InvalidJson", "not valid JSON");
-rejects!(truncated_json, doc(BASE)[..20].to_string(), "InvalidJson", "JSON");
+rejects!(
+    truncated_json,
+    doc(BASE)[..20].to_string(),
+    "InvalidJson",
+    "JSON"
+);
 rejects!(array, "[1,2]".into(), "NotAnObject", "object");
-rejects!(trailing_garbage, format!("{} x", doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2"))), "InvalidJson", "JSON");
-rejects!(missing_name, doc(&format!("{BASE},\"end_time\":2.0")), "MissingField", "name");
-rejects!(missing_id, doc(r#""name":"a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1,"end_time":2"#), "MissingField", "id");
-rejects!(missing_trace_id, doc(r#""name":"a","id":"70de5b6f19ff9a0a","start_time":1,"end_time":2"#), "MissingField", "trace_id");
-rejects!(missing_start, doc(r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","end_time":2"#), "MissingField", "start_time");
-rejects!(missing_end, doc(&format!("{BASE},\"name\":\"a\"")), "MissingField", "end_time");
-rejects!(bad_trace_id, doc(r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-xyz","start_time":1,"end_time":2"#), "InvalidTraceId", "trace_id");
-rejects!(bad_id, doc(r#""name":"a","id":"70de5b6f19ff9a0","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1,"end_time":2"#), "InvalidId", "field id");
-rejects!(bad_parent, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"parent_id\":\"zz\"")), "InvalidId", "parent_id");
-rejects!(end_before_start, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":0.5")), "InvalidTime", "end_time");
-rejects!(negative_start, doc(r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":-1,"end_time":2"#), "InvalidTime", "start_time");
-rejects!(start_is_string, doc(r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":"1","end_time":2"#), "WrongFieldType", "start_time");
-rejects!(status_is_string, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"http\":{{\"response\":{{\"status\":\"200\"}}}}")), "WrongFieldType", "http.response.status");
-rejects!(bad_type, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"type\":\"segment\"")), "InvalidType", "type");
-rejects!(subsegment_without_parent, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"type\":\"subsegment\"")), "MissingField", "parent_id");
-rejects!(bad_name_char, doc(&format!("{BASE},\"name\":\"a<b\",\"end_time\":2")), "InvalidName", "'<'");
-rejects!(long_name, doc(&format!("{BASE},\"name\":\"{}\",\"end_time\":2", "a".repeat(201))), "InvalidName", "201");
-rejects!(bad_annotation_key, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"a-b\":1}}")), "InvalidAnnotation", "a-b");
-rejects!(null_annotation, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"k\":null}}")), "WrongFieldType", "annotations.k");
-rejects!(object_annotation, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"k\":{{}}}}")), "WrongFieldType", "string, a number or a boolean");
-rejects!(bad_namespace, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"namespace\":\"local\"")), "InvalidNamespace", "namespace");
-rejects!(sub_missing_id, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"name\":\"x\",\"start_time\":1,\"end_time\":2}}]")), "MissingField", "subsegments[0].id");
-rejects!(sub_bad_end, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"id\":\"0000000000000001\",\"name\":\"x\",\"start_time\":1.5,\"end_time\":1.2}}]")), "InvalidTime", "subsegments[0].end_time");
-rejects!(bad_precursor, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"precursor_ids\":[\"x\"]")), "InvalidId", "precursor_ids[0]");
-rejects!(bad_cause_ref, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"cause\":\"nothex\"")), "InvalidId", "cause");
-rejects!(too_large, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"metadata\":{{\"x\":\"{}\"}}", "a".repeat(70_000))), "DocumentTooLarge", "limit");
-rejects!(too_many_annotations, doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{{}}}", (0..51).map(|i| format!("\"k{i}\":1")).collect::<Vec<_>>().join(","))), "InvalidAnnotation", "51");
+rejects!(
+    trailing_garbage,
+    format!(
+        "{} x",
+        doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2"))
+    ),
+    "InvalidJson",
+    "JSON"
+);
+rejects!(
+    missing_name,
+    doc(&format!("{BASE},\"end_time\":2.0")),
+    "MissingField",
+    "name"
+);
+rejects!(
+    missing_id,
+    doc(
+        r#""name":"a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1,"end_time":2"#
+    ),
+    "MissingField",
+    "id"
+);
+rejects!(
+    missing_trace_id,
+    doc(r#""name":"a","id":"70de5b6f19ff9a0a","start_time":1,"end_time":2"#),
+    "MissingField",
+    "trace_id"
+);
+rejects!(
+    missing_start,
+    doc(
+        r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","end_time":2"#
+    ),
+    "MissingField",
+    "start_time"
+);
+rejects!(
+    missing_end,
+    doc(&format!("{BASE},\"name\":\"a\"")),
+    "MissingField",
+    "end_time"
+);
+rejects!(
+    bad_trace_id,
+    doc(
+        r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-xyz","start_time":1,"end_time":2"#
+    ),
+    "InvalidTraceId",
+    "trace_id"
+);
+rejects!(
+    bad_id,
+    doc(
+        r#""name":"a","id":"70de5b6f19ff9a0","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1,"end_time":2"#
+    ),
+    "InvalidId",
+    "field id"
+);
+rejects!(
+    bad_parent,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"parent_id\":\"zz\""
+    )),
+    "InvalidId",
+    "parent_id"
+);
+rejects!(
+    end_before_start,
+    doc(&format!("{BASE},\"name\":\"a\",\"end_time\":0.5")),
+    "InvalidTime",
+    "end_time"
+);
+rejects!(
+    negative_start,
+    doc(
+        r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":-1,"end_time":2"#
+    ),
+    "InvalidTime",
+    "start_time"
+);
+rejects!(
+    start_is_string,
+    doc(
+        r#""name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":"1","end_time":2"#
+    ),
+    "WrongFieldType",
+    "start_time"
+);
+rejects!(
+    status_is_string,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"http\":{{\"response\":{{\"status\":\"200\"}}}}"
+    )),
+    "WrongFieldType",
+    "http.response.status"
+);
+rejects!(
+    bad_type,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"type\":\"segment\""
+    )),
+    "InvalidType",
+    "type"
+);
+rejects!(
+    subsegment_without_parent,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"type\":\"subsegment\""
+    )),
+    "MissingField",
+    "parent_id"
+);
+rejects!(
+    bad_name_char,
+    doc(&format!("{BASE},\"name\":\"a<b\",\"end_time\":2")),
+    "InvalidName",
+    "'<'"
+);
+rejects!(
+    long_name,
+    doc(&format!(
+        "{BASE},\"name\":\"{}\",\"end_time\":2",
+        "a".repeat(201)
+    )),
+    "InvalidName",
+    "201"
+);
+rejects!(
+    bad_annotation_key,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"a-b\":1}}"
+    )),
+    "InvalidAnnotation",
+    "a-b"
+);
+rejects!(
+    null_annotation,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"k\":null}}"
+    )),
+    "WrongFieldType",
+    "annotations.k"
+);
+rejects!(
+    object_annotation,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{\"k\":{{}}}}"
+    )),
+    "WrongFieldType",
+    "string, a number or a boolean"
+);
+rejects!(
+    bad_namespace,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"namespace\":\"local\""
+    )),
+    "InvalidNamespace",
+    "namespace"
+);
+rejects!(
+    sub_missing_id,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"name\":\"x\",\"start_time\":1,\"end_time\":2}}]"
+    )),
+    "MissingField",
+    "subsegments[0].id"
+);
+rejects!(
+    sub_bad_end,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"id\":\"0000000000000001\",\"name\":\"x\",\"start_time\":1.5,\"end_time\":1.2}}]"
+    )),
+    "InvalidTime",
+    "subsegments[0].end_time"
+);
+rejects!(
+    bad_precursor,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"precursor_ids\":[\"x\"]"
+    )),
+    "InvalidId",
+    "precursor_ids[0]"
+);
+rejects!(
+    bad_cause_ref,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"cause\":\"nothex\""
+    )),
+    "InvalidId",
+    "cause"
+);
+rejects!(
+    too_large,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"metadata\":{{\"x\":\"{}\"}}",
+        "a".repeat(70_000)
+    )),
+    "DocumentTooLarge",
+    "limit"
+);
+rejects!(
+    too_many_annotations,
+    doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"annotations\":{{{}}}",
+        (0..51)
+            .map(|i| format!("\"k{i}\":1"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )),
+    "InvalidAnnotation",
+    "51"
+);
 
 #[test]
 fn too_deep_nesting_is_rejected_not_overflowed() {
-    let mut inner = String::from(r#"{"id":"0000000000000001","name":"x","start_time":1,"end_time":2}"#);
+    let mut inner =
+        String::from(r#"{"id":"0000000000000001","name":"x","start_time":1,"end_time":2}"#);
     for _ in 0..40 {
         inner = format!(
             r#"{{"id":"0000000000000001","name":"x","start_time":1,"end_time":2,"subsegments":[{inner}]}}"#
         );
     }
-    let raw = doc(&format!("{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{inner}]"));
+    let raw = doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{inner}]"
+    ));
     let err = Document::parse(raw).expect_err("too deep");
     assert!(matches!(err, DocumentError::TooDeep { .. }), "{err}");
 }
@@ -122,7 +321,10 @@ fn derive_reference_trace() {
     assert_eq!(s.start_time, 1465510280.0);
     assert_eq!(s.duration, Some(1.25));
     assert_eq!(s.response_time, Some(1.25));
-    assert!(s.has_fault, "S3 is a subsegment of the root service and faulted");
+    assert!(
+        s.has_fault,
+        "S3 is a subsegment of the root service and faulted"
+    );
     assert!(s.has_throttle);
     assert!(!s.is_partial);
     assert_eq!(s.entry_point.as_ref().map(|e| e.name.as_str()), Some("web"));
@@ -176,7 +378,10 @@ fn in_progress_trace_is_partial_and_without_graph() {
     let d = derive(d4.trace_id(), &[d4.segment()]).expect("non-empty");
     assert!(d.summary.is_partial);
     assert_eq!(d.summary.duration, None);
-    assert!(d.graph.is_empty(), "in-progress segments count when complete");
+    assert!(
+        d.graph.is_empty(),
+        "in-progress segments count when complete"
+    );
     assert_eq!(
         d.summary.entry_point,
         Some(ServiceKey {

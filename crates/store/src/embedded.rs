@@ -405,7 +405,9 @@ impl EmbeddedStore {
             TimeRangeType::TraceId => 0,
             TimeRangeType::Event | TimeRangeType::Service => EVENT_LOOKBACK_SECONDS,
         };
-        let lo_sec = (start.floor() as u64).saturating_sub(lookback).min(u32::MAX as u64) as u32;
+        let lo_sec = (start.floor() as u64)
+            .saturating_sub(lookback)
+            .min(u32::MAX as u64) as u32;
         let hi_sec = (end.floor() as u64).min(u32::MAX as u64) as u32;
         let cursor: Option<[u8; 16]> = match &q.cursor {
             None => None,
@@ -524,8 +526,7 @@ impl EmbeddedStore {
                 mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
                 let key: GraphKey = serde_json::from_slice(&k[tp.len() + 8..])
                     .map_err(|e| corrupt("rollup key", e))?;
-                let stats: Stats =
-                    serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?;
+                let stats: Stats = serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?;
                 rows.push(RollupRow {
                     minute: u64::from_be_bytes(mb),
                     key,
@@ -621,11 +622,7 @@ impl Store for EmbeddedStore {
         let s = self.clone();
         let key = config_key(tenant, kind, Some(name));
         blocking(move || {
-            let mut b = s
-                .inner
-                .db
-                .batch()
-                .durability(Some(PersistMode::SyncData));
+            let mut b = s.inner.db.batch().durability(Some(PersistMode::SyncData));
             b.insert(
                 &s.inner.meta,
                 key,
@@ -669,11 +666,7 @@ impl Store for EmbeddedStore {
             if !s.inner.meta.contains_key(&key)? {
                 return Ok(false);
             }
-            let mut b = s
-                .inner
-                .db
-                .batch()
-                .durability(Some(PersistMode::SyncData));
+            let mut b = s.inner.db.batch().durability(Some(PersistMode::SyncData));
             b.remove(&s.inner.meta, key);
             b.commit()?;
             Ok(true)

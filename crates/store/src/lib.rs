@@ -151,8 +151,11 @@ pub enum ConfigKind {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes a batch of validated documents of one tenant durably.
-    async fn write(&self, tenant: &TenantId, docs: Vec<Document>)
-    -> Result<WriteOutcome, StoreError>;
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+    ) -> Result<WriteOutcome, StoreError>;
 
     /// The documents and summaries of the given traces (unknown ids are skipped).
     async fn get_traces(

@@ -14,8 +14,18 @@ fn trace(n: u32, at: u32) -> String {
     format!("1-{at:08x}-{n:024x}")
 }
 
-fn seg(trace_id: &str, id: u64, name: &str, parent: Option<u64>, start: f64, end: Option<f64>, extra: &str) -> Document {
-    let parent = parent.map(|p| format!(",\"parent_id\":\"{p:016x}\"")).unwrap_or_default();
+fn seg(
+    trace_id: &str,
+    id: u64,
+    name: &str,
+    parent: Option<u64>,
+    start: f64,
+    end: Option<f64>,
+    extra: &str,
+) -> Document {
+    let parent = parent
+        .map(|p| format!(",\"parent_id\":\"{p:016x}\""))
+        .unwrap_or_default();
     let end = match end {
         Some(e) => format!(",\"end_time\":{e}"),
         None => ",\"in_progress\":true".to_string(),
@@ -42,7 +52,15 @@ fn query(start: u32, end: u32) -> SummaryQuery {
 async fn write_then_read_verbatim<S: Store>(store: S) {
     let t = TenantId::default();
     let tid = trace(1, T0);
-    let a = seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.5), ",\"metadata\":{\"x\":[1,2]}");
+    let a = seg(
+        &tid,
+        1,
+        "web",
+        None,
+        f64::from(T0),
+        Some(f64::from(T0) + 1.5),
+        ",\"metadata\":{\"x\":[1,2]}",
+    );
     let raw = a.raw().to_string();
     let out = store.write(&t, vec![a]).await.expect("write");
     assert_eq!(out.documents, 1);
@@ -56,17 +74,43 @@ async fn write_then_read_verbatim<S: Store>(store: S) {
     assert_eq!(s.revision, 1);
     // Unknown ids are skipped.
     let other: TraceId = trace(99, T0).parse().expect("id");
-    assert!(store.get_traces(&t, &[other]).await.expect("read").is_empty());
+    assert!(
+        store
+            .get_traces(&t, &[other])
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }
 
 async fn in_progress_then_complete_bumps_revision<S: Store>(store: S) {
     let t = TenantId::default();
     let tid = trace(2, T0);
     let id: TraceId = tid.parse().expect("id");
-    store.write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), None, "")]).await.expect("write");
-    let s = store.get_traces(&t, &[id]).await.expect("read")[0].summary.clone().expect("summary");
+    store
+        .write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), None, "")])
+        .await
+        .expect("write");
+    let s = store.get_traces(&t, &[id]).await.expect("read")[0]
+        .summary
+        .clone()
+        .expect("summary");
     assert!(s.summary.is_partial);
-    store.write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), Some(f64::from(T0) + 2.0), "")]).await.expect("write");
+    store
+        .write(
+            &t,
+            vec![seg(
+                &tid,
+                7,
+                "web",
+                None,
+                f64::from(T0),
+                Some(f64::from(T0) + 2.0),
+                "",
+            )],
+        )
+        .await
+        .expect("write");
     let got = store.get_traces(&t, &[id]).await.expect("read");
     assert_eq!(got[0].documents.len(), 1, "same id replaces");
     let s = got[0].summary.clone().expect("summary");
@@ -79,7 +123,15 @@ async fn paging_visits_every_trace_once_newest_first<S: Store>(store: S) {
     let mut docs = Vec::new();
     for i in 0..250u32 {
         let tid = trace(i, T0 + i);
-        docs.push(seg(&tid, 1, if i % 2 == 0 { "even" } else { "odd" }, None, f64::from(T0 + i), Some(f64::from(T0 + i) + 0.1), ""));
+        docs.push(seg(
+            &tid,
+            1,
+            if i % 2 == 0 { "even" } else { "odd" },
+            None,
+            f64::from(T0 + i),
+            Some(f64::from(T0 + i) + 0.1),
+            "",
+        ));
     }
     store.write(&t, docs).await.expect("write");
     let mut seen = Vec::new();
@@ -129,11 +181,40 @@ async fn tenants_are_isolated<S: Store>(store: S) {
     let a = TenantId::new("a").expect("tenant");
     let b = TenantId::new("b").expect("tenant");
     let tid = trace(3, T0);
-    store.write(&a, vec![seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), "")]).await.expect("write");
+    store
+        .write(
+            &a,
+            vec![seg(
+                &tid,
+                1,
+                "web",
+                None,
+                f64::from(T0),
+                Some(f64::from(T0) + 1.0),
+                "",
+            )],
+        )
+        .await
+        .expect("write");
     let id: TraceId = tid.parse().expect("id");
     assert!(store.get_traces(&b, &[id]).await.expect("read").is_empty());
-    assert!(store.query_summaries(&b, query(T0 - 10, T0 + 10)).await.expect("q").summaries.is_empty());
-    assert_eq!(store.query_summaries(&a, query(T0 - 10, T0 + 10)).await.expect("q").summaries.len(), 1);
+    assert!(
+        store
+            .query_summaries(&b, query(T0 - 10, T0 + 10))
+            .await
+            .expect("q")
+            .summaries
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .query_summaries(&a, query(T0 - 10, T0 + 10))
+            .await
+            .expect("q")
+            .summaries
+            .len(),
+        1
+    );
 }
 
 async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
@@ -141,19 +222,39 @@ async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
     let tid = trace(4, T0);
     let start = f64::from(T0);
     // Caller web (with a remote subsegment 0x10), callee api answers 0x10.
-    let web = seg(&tid, 1, "web", None, start, Some(start + 1.0),
-        ",\"subsegments\":[{\"id\":\"0000000000000010\",\"name\":\"api\",\"namespace\":\"remote\",\"start_time\":1700000000.1,\"end_time\":1700000000.6}]");
-    let api = seg(&tid, 2, "api", Some(0x10), start + 0.2, Some(start + 0.5), ",\"fault\":true");
+    let web = seg(
+        &tid,
+        1,
+        "web",
+        None,
+        start,
+        Some(start + 1.0),
+        ",\"subsegments\":[{\"id\":\"0000000000000010\",\"name\":\"api\",\"namespace\":\"remote\",\"start_time\":1700000000.1,\"end_time\":1700000000.6}]",
+    );
+    let api = seg(
+        &tid,
+        2,
+        "api",
+        Some(0x10),
+        start + 0.2,
+        Some(start + 0.5),
+        ",\"fault\":true",
+    );
     // Callee first: the web → api edge only appears once web arrives, and api is never
     // counted as an inferred node afterwards.
     store.write(&t, vec![api]).await.expect("write");
     store.write(&t, vec![web.clone()]).await.expect("write");
-    store.write(&t, vec![web]).await.expect("rewrite is idempotent");
+    store
+        .write(&t, vec![web])
+        .await
+        .expect("rewrite is idempotent");
     let m = u64::from(T0) / 60;
     let rows = store.rollups(&t, m - 1, m + 1).await.expect("rollups");
     let find = |src: Option<&str>, dst: &str| {
         rows.iter()
-            .filter(|r| r.key.source.as_ref().map(|s| s.name.as_str()) == src && r.key.target.name == dst)
+            .filter(|r| {
+                r.key.source.as_ref().map(|s| s.name.as_str()) == src && r.key.target.name == dst
+            })
             .map(|r| r.stats.count)
             .sum::<i64>()
     };
@@ -161,7 +262,11 @@ async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
     assert_eq!(find(None, "api"), 1);
     assert_eq!(find(Some("client"), "web"), 1);
     assert_eq!(find(Some("web"), "api"), 1);
-    let inferred: i64 = rows.iter().filter(|r| r.key.target.kind.as_deref() == Some("remote")).map(|r| r.stats.count).sum();
+    let inferred: i64 = rows
+        .iter()
+        .filter(|r| r.key.target.kind.as_deref() == Some("remote"))
+        .map(|r| r.stats.count)
+        .sum();
     assert_eq!(inferred, 0, "{rows:?}");
 }
 
@@ -169,11 +274,36 @@ async fn retention_drops_whole_days<S: Store>(store: S) {
     let t = TenantId::default();
     let old = trace(5, T0 - 3 * 86_400);
     let new = trace(6, T0);
-    store.write(&t, vec![
-        seg(&old, 1, "web", None, f64::from(T0 - 3 * 86_400), Some(f64::from(T0 - 3 * 86_400) + 1.0), ""),
-        seg(&new, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), ""),
-    ]).await.expect("write");
-    let dropped = store.drop_before(u64::from(T0) - 86_400).await.expect("drop");
+    store
+        .write(
+            &t,
+            vec![
+                seg(
+                    &old,
+                    1,
+                    "web",
+                    None,
+                    f64::from(T0 - 3 * 86_400),
+                    Some(f64::from(T0 - 3 * 86_400) + 1.0),
+                    "",
+                ),
+                seg(
+                    &new,
+                    1,
+                    "web",
+                    None,
+                    f64::from(T0),
+                    Some(f64::from(T0) + 1.0),
+                    "",
+                ),
+            ],
+        )
+        .await
+        .expect("write");
+    let dropped = store
+        .drop_before(u64::from(T0) - 86_400)
+        .await
+        .expect("drop");
     assert_eq!(dropped.len(), 1);
     let ids: Vec<TraceId> = [old, new].iter().map(|s| s.parse().expect("id")).collect();
     let got = store.get_traces(&t, &ids).await.expect("read");
@@ -183,13 +313,55 @@ async fn retention_drops_whole_days<S: Store>(store: S) {
 
 async fn config_records<S: Store>(store: S) {
     let t = TenantId::default();
-    store.put_config(&t, ConfigKind::Group, "slow", serde_json::json!({"f": "responsetime > 5"})).await.expect("put");
-    store.put_config(&t, ConfigKind::SamplingRule, "r1", serde_json::json!({"p": 1})).await.expect("put");
-    let groups = store.list_config(&t, ConfigKind::Group).await.expect("list");
-    assert_eq!(groups, vec![("slow".to_string(), serde_json::json!({"f": "responsetime > 5"}))]);
-    assert!(store.delete_config(&t, ConfigKind::Group, "slow").await.expect("delete"));
-    assert!(!store.delete_config(&t, ConfigKind::Group, "slow").await.expect("delete"));
-    assert_eq!(store.list_config(&t, ConfigKind::SamplingRule).await.expect("list").len(), 1);
+    store
+        .put_config(
+            &t,
+            ConfigKind::Group,
+            "slow",
+            serde_json::json!({"f": "responsetime > 5"}),
+        )
+        .await
+        .expect("put");
+    store
+        .put_config(
+            &t,
+            ConfigKind::SamplingRule,
+            "r1",
+            serde_json::json!({"p": 1}),
+        )
+        .await
+        .expect("put");
+    let groups = store
+        .list_config(&t, ConfigKind::Group)
+        .await
+        .expect("list");
+    assert_eq!(
+        groups,
+        vec![(
+            "slow".to_string(),
+            serde_json::json!({"f": "responsetime > 5"})
+        )]
+    );
+    assert!(
+        store
+            .delete_config(&t, ConfigKind::Group, "slow")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_config(&t, ConfigKind::Group, "slow")
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store
+            .list_config(&t, ConfigKind::SamplingRule)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 fn run<F, Fut>(scenario: F)
@@ -228,12 +400,25 @@ fn embedded_survives_reopen() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     {
         let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
-        rt.block_on(store.write(&TenantId::default(), vec![seg(&tid, 1, "web", None, f64::from(T0), Some(f64::from(T0) + 1.0), "")]))
-            .expect("write");
+        rt.block_on(store.write(
+            &TenantId::default(),
+            vec![seg(
+                &tid,
+                1,
+                "web",
+                None,
+                f64::from(T0),
+                Some(f64::from(T0) + 1.0),
+                "",
+            )],
+        ))
+        .expect("write");
     }
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
     let id: TraceId = tid.parse().expect("id");
-    let got = rt.block_on(store.get_traces(&TenantId::default(), &[id])).expect("read");
+    let got = rt
+        .block_on(store.get_traces(&TenantId::default(), &[id]))
+        .expect("read");
     assert_eq!(got.len(), 1);
     assert_eq!(store.days().len(), 1);
 }

@@ -1,0 +1,106 @@
+//! From the model's trace summaries to the wire's.
+
+use roentgen_model::ServiceKey;
+use roentgen_model::trace::{StoredAnnotation, TraceSummary as ModelSummary};
+
+use crate::timestamp::EpochSeconds;
+use crate::traces::{
+    AnnotationValue, AvailabilityZoneDetail, Http, InstanceIdDetail, ResourceARNDetail, ServiceId,
+    TraceSummary, TraceUser, ValueWithServiceIds,
+};
+
+/// The wire `ServiceId` of a graph node.
+pub fn service_id(key: &ServiceKey) -> ServiceId {
+    ServiceId {
+        name: Some(key.name.clone()),
+        names: vec![key.name.clone()],
+        account_id: key.account_id.clone(),
+        r#type: key.kind.clone(),
+    }
+}
+
+fn annotation_value(v: &StoredAnnotation) -> AnnotationValue {
+    match v {
+        StoredAnnotation::String(s) => AnnotationValue::StringValue(s.clone()),
+        StoredAnnotation::Number(n) => AnnotationValue::NumberValue(*n),
+        StoredAnnotation::Bool(b) => AnnotationValue::BooleanValue(*b),
+    }
+}
+
+/// The wire `TraceSummary` of a model summary, with the store's revision and the time
+/// of the event that matched the query.
+pub fn trace_summary(
+    s: &ModelSummary,
+    revision: u32,
+    matched_event_time: Option<f64>,
+) -> TraceSummary {
+    TraceSummary {
+        id: Some(s.trace_id.to_string()),
+        start_time: Some(EpochSeconds(s.start_time)),
+        duration: s.duration,
+        response_time: s.response_time,
+        has_fault: Some(s.has_fault),
+        has_error: Some(s.has_error),
+        has_throttle: Some(s.has_throttle),
+        is_partial: Some(s.is_partial),
+        http: s.http.as_ref().map(|h| Http {
+            http_url: h.url.clone(),
+            http_status: h.status.map(i32::from),
+            http_method: h.method.clone(),
+            user_agent: h.user_agent.clone(),
+            client_ip: h.client_ip.clone(),
+        }),
+        annotations: s
+            .annotations
+            .iter()
+            .map(|(k, entries)| {
+                (
+                    k.clone(),
+                    entries
+                        .iter()
+                        .map(|e| ValueWithServiceIds {
+                            annotation_value: Some(annotation_value(&e.value)),
+                            service_ids: e.services.iter().map(service_id).collect(),
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        users: s
+            .users
+            .iter()
+            .map(|u| TraceUser {
+                user_name: Some(u.user.clone()),
+                service_ids: u.services.iter().map(service_id).collect(),
+            })
+            .collect(),
+        service_ids: s.services.iter().map(service_id).collect(),
+        resource_arns: s
+            .resource_arns
+            .iter()
+            .map(|a| ResourceARNDetail {
+                arn: Some(a.clone()),
+            })
+            .collect(),
+        instance_ids: s
+            .instance_ids
+            .iter()
+            .map(|i| InstanceIdDetail {
+                id: Some(i.clone()),
+            })
+            .collect(),
+        availability_zones: s
+            .availability_zones
+            .iter()
+            .map(|z| AvailabilityZoneDetail {
+                name: Some(z.clone()),
+            })
+            .collect(),
+        entry_point: s.entry_point.as_ref().map(service_id),
+        fault_root_causes: Vec::new(),
+        error_root_causes: Vec::new(),
+        response_time_root_causes: Vec::new(),
+        revision: Some(i32::try_from(revision).unwrap_or(i32::MAX)),
+        matched_event_time: matched_event_time.map(EpochSeconds),
+    }
+}

@@ -1,0 +1,35 @@
+//! `roentgen`: the command line. Thin glue: parse and validate flags, wire the crates
+//! together, run until a signal, shut down in order.
+
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("roentgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        cli::Command::Serve(args) => {
+            let config = match args.validate() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("roentgen serve: {e:#}");
+                    return Ok(ExitCode::from(cli::EX_USAGE));
+                }
+            };
+            serve::run(config)
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `roentgen serve`: wiring and the shutdown order.
+//!
+//! Start: open the store, bind every listener (failing before serving anything), log
+//! each bound address. Stop on SIGTERM/SIGINT: stop accepting (HTTP graceful shutdown,
+//! UDP reads what the kernel already holds), drain the ingest queue into the store,
+//! exit 0, all within `--grace`. A second signal exits at once with status 130.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, router, udp};
+use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use roentgen_store::{Store, TenantId};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::ServeConfig;
+
+/// How often expired day partitions are looked for.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+pub(crate) fn run(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roentgen")
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn init_logging(config: &ServeConfig) -> anyhow::Result<()> {
+    // The storage engine logs routine work at info; keep it quiet unless asked for.
+    let mut directives = config.log_level.clone();
+    for noisy in ["fjall", "lsm_tree"] {
+        if !directives.contains(noisy) {
+            directives.push_str(&format!(",{noisy}=warn"));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .with_context(|| format!("--log-level {:?} is not a valid filter", config.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let result = if config.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("set up logging: {e}"))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "starting roentgen serve"
+    );
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+    let embedded = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
+        .with_context(|| format!("open the store in {}", config.data_dir.display()))?;
+    info!(data_dir = %config.data_dir.display(), days = embedded.days().len(), "store opened");
+    let store: Arc<dyn Store> = Arc::new(embedded);
+
+    // Bind everything before serving anything, so a taken port fails the start.
+    let http = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("bind --http-addr {}", config.http_addr))?;
+    let tcp = match config.tcp_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind --tcp-addr {a}"))?,
+        ),
+        None => None,
+    };
+    let udp_socket = match config.udp_addr {
+        Some(a) => Some(udp::bind(a).with_context(|| format!("bind --udp-addr {a}"))?),
+        None => None,
+    };
+    info!(listener = "http", addr = %http.local_addr()?, "listening");
+    if let Some(t) = &tcp {
+        info!(listener = "tcp", addr = %t.local_addr()?, "listening");
+    }
+    if let Some(u) = &udp_socket {
+        info!(listener = "udp", addr = %u.local_addr()?, "listening");
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let (ingest, writer) = Ingest::start(
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+        IngestOptions {
+            queue_capacity: config.queue_capacity,
+            retention: config.retention,
+            ..IngestOptions::default()
+        },
+    );
+    let tenant = TenantId::default();
+    let state = AppState {
+        store: Arc::clone(&store),
+        ingest: ingest.clone(),
+        metrics,
+        tenant: tenant.clone(),
+    };
+
+    let cancel = CancellationToken::new();
+    let mut servers = Vec::new();
+    for listener in std::iter::once(http).chain(tcp) {
+        let app = router(state.clone());
+        let stop = cancel.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }));
+    }
+    let udp_thread = match udp_socket {
+        Some(s) => Some(
+            udp::spawn(s, ingest.clone(), tenant, cancel.clone())
+                .context("start the UDP listener")?,
+        ),
+        None => None,
+    };
+    let retention = tokio::spawn(retention_loop(
+        Arc::clone(&store),
+        config.retention,
+        cancel.clone(),
+    ));
+    // The writer stops once every ingest handle is gone: the servers' and UDP's.
+    drop(state);
+    drop(ingest);
+
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let which = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+    };
+    info!(signal = which, grace = ?config.grace, "shutting down: stop accepting, drain, flush");
+    cancel.cancel();
+
+    let drain = async {
+        for s in servers {
+            match s.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!("failed to shut down an HTTP listener: {e}"),
+                Err(e) => error!("HTTP listener task failed: {e}"),
+            }
+        }
+        if let Some(t) = udp_thread {
+            if tokio::task::spawn_blocking(move || t.join()).await.is_err() {
+                error!("UDP listener thread failed");
+            }
+        }
+        let _ = retention.await;
+        if let Err(e) = writer.await {
+            error!("ingest writer failed: {e}");
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(config.grace, drain) => match r {
+            Ok(()) => {
+                info!("shutdown complete");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(_) => {
+                error!(grace = ?config.grace, "shutdown did not finish within the grace period");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        _ = sigterm.recv() => {
+            warn!("second signal: exiting without waiting for the drain");
+            Ok(ExitCode::from(130))
+        }
+        _ = sigint.recv() => {
+            warn!("second signal: exiting without waiting for the drain");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+async fn retention_loop(store: Arc<dyn Store>, retention: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match store
+            .drop_before(now.saturating_sub(retention.as_secs()))
+            .await
+        {
+            Ok(days) if !days.is_empty() => info!(?days, "dropped expired day partitions"),
+            Ok(_) => {}
+            Err(e) => error!("failed to drop expired partitions: {e}"),
+        }
+    }
+}

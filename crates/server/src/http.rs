@@ -1,0 +1,408 @@
+//! The X-Ray API over HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use roentgen_api::convert::trace_summary;
+use roentgen_api::{
+    ApiError, BatchGetTracesRequest, BatchGetTracesResult, ERROR_TYPE_HEADER,
+    GetTraceSummariesRequest, GetTraceSummariesResult, PutTraceSegmentsRequest,
+    PutTraceSegmentsResult, TimeRangeType as WireRange, UnprocessedTraceSegment,
+};
+use roentgen_model::{Document, TraceId};
+use roentgen_store::{Store, StoreError, SummaryQuery, TenantId, TimeRangeType};
+use serde::Serialize;
+
+use crate::ingest::{Ingest, SubmitError};
+use crate::metrics::{Metrics, RequestLabels};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most summaries in one `GetTraceSummaries` page.
+pub const SUMMARIES_PER_PAGE: usize = 100;
+/// Most summaries examined for one page before a short page and a token come back.
+pub const SUMMARY_SCAN_BUDGET: usize = 50_000;
+/// Most trace ids in one `BatchGetTraces` call (the X-Ray service takes 5; we take more
+/// and say so).
+pub const MAX_BATCH_GET_IDS: usize = 100;
+/// How long `PutTraceSegments` waits for room in the ingest queue before answering
+/// `ThrottledException`.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The ingest queue.
+    pub ingest: Ingest,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The tenant of unauthenticated requests.
+    pub tenant: TenantId,
+}
+
+/// A handler error: an AWS-shaped error response.
+#[derive(Debug)]
+pub struct AwsError(pub ApiError);
+
+impl From<ApiError> for AwsError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<StoreError> for AwsError {
+    fn from(e: StoreError) -> Self {
+        if e.is_client_error() {
+            return Self(ApiError::invalid_request(e.to_string()));
+        }
+        tracing::error!("failed to serve request from the store: {e}");
+        if e.is_retryable() {
+            Self(ApiError::service_unavailable(e.to_string()))
+        } else {
+            Self(ApiError::internal_failure(
+                "the store failed; see the server log",
+            ))
+        }
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.0.to_body()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        if let Ok(v) = HeaderValue::from_str(self.0.code()) {
+            headers.insert(ERROR_TYPE_HEADER, v);
+        }
+        resp
+    }
+}
+
+/// A JSON request body decoded as the X-Ray API does: every rejection is AWS-shaped.
+pub struct AwsJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AwsJson<T> {
+    type Rejection = AwsError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AwsError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(format!(
+                    "request body is larger than {MAX_BODY_BYTES} bytes"
+                ))
+            } else {
+                ApiError::serialization(format!("failed to read request body: {e}"))
+            }
+        })?;
+        Ok(Self(roentgen_api::decode_request(&bytes)?))
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => AwsError(ApiError::internal_failure(format!(
+            "failed to encode response: {e}"
+        )))
+        .into_response(),
+    }
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The routes of the X-Ray API, health and metrics.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/TraceSegments", post(put_trace_segments))
+        .route("/Traces", post(batch_get_traces))
+        .route("/TraceSummaries", post(get_trace_summaries))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(unknown_operation)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+fn operation_of(path: &str) -> &'static str {
+    match path {
+        "/TraceSegments" => "PutTraceSegments",
+        "/Traces" => "BatchGetTraces",
+        "/TraceSummaries" => "GetTraceSummaries",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
+}
+
+async fn count_requests(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let operation = operation_of(req.uri().path());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            operation,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn unknown_operation(req: Request) -> AwsError {
+    AwsError(ApiError::unknown_operation(format!(
+        "no X-Ray operation at {} {}",
+        req.method(),
+        req.uri().path()
+    )))
+}
+
+/// The `id` of a refused document, when it can be read at all.
+fn document_id(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<IdOnly>(raw).ok()?.id? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+async fn put_trace_segments(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<PutTraceSegmentsRequest>,
+) -> Result<Response, AwsError> {
+    req.validate()?;
+    let m = &state.metrics;
+    m.received
+        .get_or_create(&crate::metrics::SourceLabels { source: "api" })
+        .inc_by(req.trace_segment_documents.len() as u64);
+    let mut good = Vec::with_capacity(req.trace_segment_documents.len());
+    let mut unprocessed = Vec::new();
+    for raw in req.trace_segment_documents {
+        match Document::parse(raw.as_str()) {
+            Ok(doc) => match state.ingest.check_policy(&doc) {
+                Ok(()) => good.push(doc),
+                Err(reason) => {
+                    m.reject("api", reason);
+                    unprocessed.push(UnprocessedTraceSegment {
+                        id: Some(doc.id().to_string()),
+                        error_code: Some(reason.to_string()),
+                        message: Some(state.ingest.policy_message(reason)),
+                    });
+                }
+            },
+            Err(e) => {
+                m.reject("api", e.error_code());
+                unprocessed.push(UnprocessedTraceSegment {
+                    id: document_id(&raw),
+                    error_code: Some(e.error_code().to_string()),
+                    message: Some(e.to_string()),
+                });
+            }
+        }
+    }
+    match state.ingest.submit(&state.tenant, good, QUEUE_WAIT).await {
+        Ok(()) => {}
+        Err(SubmitError::QueueFull) => {
+            return Err(ApiError::throttled("ingest queue is full; retry with backoff").into());
+        }
+        Err(SubmitError::ShuttingDown) => {
+            return Err(ApiError::service_unavailable("server is shutting down").into());
+        }
+        Err(SubmitError::Store(e)) => {
+            return Err(
+                ApiError::internal_failure(format!("failed to store segments: {e}")).into(),
+            );
+        }
+    }
+    Ok(json(&PutTraceSegmentsResult {
+        unprocessed_trace_segments: unprocessed,
+    }))
+}
+
+async fn batch_get_traces(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<BatchGetTracesRequest>,
+) -> Result<Response, AwsError> {
+    req.validate()?;
+    if req.trace_ids.len() > MAX_BATCH_GET_IDS {
+        return Err(ApiError::invalid_request(format!(
+            "TraceIds has {} ids; at most {MAX_BATCH_GET_IDS} per call",
+            req.trace_ids.len()
+        ))
+        .into());
+    }
+    let mut ids = Vec::new();
+    let mut unprocessed = Vec::new();
+    for text in &req.trace_ids {
+        match text.parse::<TraceId>() {
+            Ok(id) if !ids.contains(&id) => ids.push(id),
+            Ok(_) => {}
+            Err(_) => unprocessed.push(text.clone()),
+        }
+    }
+    let found = state.store.get_traces(&state.tenant, &ids).await?;
+    for id in &ids {
+        if !found.iter().any(|t| t.trace_id == *id) {
+            unprocessed.push(id.to_string());
+        }
+    }
+    let traces = found
+        .into_iter()
+        .map(|t| roentgen_api::Trace {
+            id: Some(t.trace_id.to_string()),
+            duration: t.summary.as_ref().and_then(|s| s.summary.duration),
+            limit_exceeded: Some(false),
+            segments: t
+                .documents
+                .into_iter()
+                .map(|(id, raw)| roentgen_api::Segment {
+                    id: Some(id.to_string()),
+                    document: Some(raw),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(json(&BatchGetTracesResult {
+        traces,
+        unprocessed_trace_ids: unprocessed,
+        next_token: None,
+    }))
+}
+
+/// The filter expressions understood until the full language lands (issue 5):
+/// empty, or `service("name")`.
+fn service_filter(expr: &str) -> Result<Option<String>, ApiError> {
+    let e = expr.trim();
+    if e.is_empty() {
+        return Ok(None);
+    }
+    let unsupported = || {
+        ApiError::invalid_request(format!(
+            "cannot parse filter expression {e:?}: only service(\"name\") is supported so far"
+        ))
+    };
+    let rest = e
+        .strip_prefix("service")
+        .ok_or_else(unsupported)?
+        .trim_start();
+    let rest = rest.strip_prefix('(').ok_or_else(unsupported)?;
+    let rest = rest.strip_suffix(')').ok_or_else(unsupported)?.trim();
+    let name: String = serde_json::from_str(rest).map_err(|_| unsupported())?;
+    Ok(Some(name))
+}
+
+async fn get_trace_summaries(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<GetTraceSummariesRequest>,
+) -> Result<Response, AwsError> {
+    req.validate()?;
+    let (start, end) = (req.start_time.as_f64(), req.end_time.as_f64());
+    if end < start {
+        return Err(ApiError::invalid_request(format!(
+            "EndTime {end} is before StartTime {start}"
+        ))
+        .into());
+    }
+    let service = service_filter(req.filter_expression.as_deref().unwrap_or(""))?;
+    let time_range_type = match req.time_range_type {
+        None | Some(WireRange::TraceId) => TimeRangeType::TraceId,
+        Some(WireRange::Event) => TimeRangeType::Event,
+        Some(WireRange::Service) => TimeRangeType::Service,
+    };
+    let page = state
+        .store
+        .query_summaries(
+            &state.tenant,
+            SummaryQuery {
+                start,
+                end,
+                time_range_type,
+                service,
+                predicate: None,
+                cursor: req.next_token.clone(),
+                limit: SUMMARIES_PER_PAGE,
+                scan_budget: SUMMARY_SCAN_BUDGET,
+            },
+        )
+        .await?;
+    let summaries = page
+        .summaries
+        .iter()
+        .map(|s| {
+            let matched = match time_range_type {
+                TimeRangeType::Event => Some(s.updated_at),
+                _ => None,
+            };
+            trace_summary(&s.summary, s.revision, matched)
+        })
+        .collect();
+    Ok(json(&GetTraceSummariesResult {
+        trace_summaries: summaries,
+        approximate_time: Some(roentgen_api::EpochSeconds(now_seconds().floor())),
+        traces_processed_count: Some(page.scanned as i64),
+        next_token: page.next,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_filter;
+
+    #[test]
+    fn service_filter_forms() {
+        assert_eq!(service_filter("").expect("ok"), None);
+        assert_eq!(
+            service_filter(r#"service("api")"#).expect("ok"),
+            Some("api".to_string())
+        );
+        assert_eq!(
+            service_filter(r#"  service ( "a \"b\"" ) "#).expect("ok"),
+            Some("a \"b\"".to_string())
+        );
+        assert!(service_filter("responsetime > 5").is_err());
+        assert!(service_filter("service(api)").is_err());
+    }
+}

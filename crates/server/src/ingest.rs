@@ -1,0 +1,302 @@
+//! The one ingest path: UDP datagrams and `PutTraceSegments` both end here.
+//!
+//! Callers validate documents, check them against the retention policy, and submit
+//! them. A bounded queue (counted in documents, `queue_capacity`) sits in front of one
+//! writer task. When the queue is full, UDP drops the newest documents and counts them
+//! (`DropNewest`); the API waits a short while and then answers `ThrottledException`
+//! (`Block` with a deadline). The writer takes everything queued (up to `max_batch`
+//! documents) in one store write, so concurrent requests share one fsync (group
+//! commit), and acknowledges each request only after the store says it is durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use roentgen_model::Document;
+use roentgen_store::{Store, TenantId};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Metrics, ReasonLabels};
+
+/// Reasons a valid document is refused by policy (counted like validation errors).
+pub const POLICY_REASONS: &[&str] = &["TraceTooOld", "TraceInFuture"];
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Most documents queued and not yet durable.
+    pub queue_capacity: usize,
+    /// Most documents in one store write.
+    pub max_batch: usize,
+    /// Documents of traces that started longer ago than this are refused.
+    pub retention: Duration,
+    /// Documents of traces that start further in the future than this are refused.
+    pub future_tolerance: Duration,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 200_000,
+            max_batch: 20_000,
+            retention: Duration::from_secs(30 * 86_400),
+            future_tolerance: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// Why a submission was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// No room in the queue (in time).
+    #[error("ingest queue is full")]
+    QueueFull,
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// The store failed the write.
+    #[error("store write failed: {0}")]
+    Store(String),
+}
+
+struct Job {
+    tenant: TenantId,
+    docs: Vec<Document>,
+    ack: Option<oneshot::Sender<Result<(), SubmitError>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Job>,
+    permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    options: IngestOptions,
+}
+
+/// A handle on the ingest queue. Cheap to clone; the writer stops after the last handle
+/// is dropped and everything queued is written.
+#[derive(Clone)]
+pub struct Ingest {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("options", &self.shared.options)
+            .finish()
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Ingest {
+    /// Starts the writer task.
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        options: IngestOptions,
+    ) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(options.queue_capacity.max(1)));
+        let writer = tokio::spawn(write_loop(
+            store,
+            rx,
+            Arc::clone(&metrics),
+            Arc::clone(&permits),
+            options.clone(),
+        ));
+        (
+            Self {
+                shared: Arc::new(Shared {
+                    tx,
+                    permits,
+                    metrics,
+                    options,
+                }),
+            },
+            writer,
+        )
+    }
+
+    /// The metrics this ingest path counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Checks a valid document against the retention window; returns the reason code
+    /// when it must be refused.
+    pub fn check_policy(&self, doc: &Document) -> Result<(), &'static str> {
+        let t = u64::from(doc.trace_id().epoch_seconds());
+        let now = now_seconds();
+        if t + self.shared.options.retention.as_secs() < now {
+            return Err("TraceTooOld");
+        }
+        if t > now + self.shared.options.future_tolerance.as_secs() {
+            return Err("TraceInFuture");
+        }
+        Ok(())
+    }
+
+    /// A human explanation of a policy reason code.
+    pub fn policy_message(&self, reason: &str) -> String {
+        match reason {
+            "TraceTooOld" => format!(
+                "trace id time is older than the retention of {} days",
+                self.shared.options.retention.as_secs() / 86_400
+            ),
+            _ => format!(
+                "trace id time is more than {} hours in the future",
+                self.shared.options.future_tolerance.as_secs() / 3600
+            ),
+        }
+    }
+
+    fn clamp(&self, n: usize) -> u32 {
+        n.clamp(1, self.shared.options.queue_capacity.max(1))
+            .min(u32::MAX as usize) as u32
+    }
+
+    fn update_depth(&self) {
+        let cap = self.shared.options.queue_capacity.max(1);
+        let free = self.shared.permits.available_permits();
+        self.shared
+            .metrics
+            .queue_depth
+            .set(cap.saturating_sub(free) as i64);
+    }
+
+    /// Queues documents without waiting (UDP). Full queue → `QueueFull`, and the caller
+    /// counts the drop.
+    pub fn try_submit(&self, tenant: &TenantId, docs: Vec<Document>) -> Result<(), SubmitError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let permit = Arc::clone(&self.shared.permits)
+            .try_acquire_many_owned(self.clamp(docs.len()))
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::Closed => SubmitError::ShuttingDown,
+                tokio::sync::TryAcquireError::NoPermits => SubmitError::QueueFull,
+            })?;
+        self.shared
+            .tx
+            .send(Job {
+                tenant: tenant.clone(),
+                docs,
+                ack: None,
+                _permit: permit,
+            })
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        self.update_depth();
+        Ok(())
+    }
+
+    /// Queues documents, waiting up to `wait` for room, and returns once they are
+    /// durable (API).
+    pub async fn submit(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+        wait: Duration,
+    ) -> Result<(), SubmitError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let n = self.clamp(docs.len());
+        let permit =
+            tokio::time::timeout(wait, Arc::clone(&self.shared.permits).acquire_many_owned(n))
+                .await
+                .map_err(|_| SubmitError::QueueFull)?
+                .map_err(|_| SubmitError::ShuttingDown)?;
+        let (ack, done) = oneshot::channel();
+        self.shared
+            .tx
+            .send(Job {
+                tenant: tenant.clone(),
+                docs,
+                ack: Some(ack),
+                _permit: permit,
+            })
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        self.update_depth();
+        done.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+}
+
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    options: IngestOptions,
+) {
+    let cap = options.queue_capacity.max(1);
+    while let Some(first) = rx.recv().await {
+        let mut n = first.docs.len();
+        let mut jobs = vec![first];
+        while n < options.max_batch {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.docs.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut by_tenant: HashMap<TenantId, (Vec<Document>, Vec<Job>)> = HashMap::new();
+        for mut job in jobs {
+            let entry = by_tenant.entry(job.tenant.clone()).or_default();
+            entry.0.append(&mut job.docs);
+            entry.1.push(job);
+        }
+        for (tenant, (docs, jobs)) in by_tenant {
+            let count = docs.len();
+            let started = Instant::now();
+            let result = store.write(&tenant, docs).await;
+            metrics
+                .store_write_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let outcome = match result {
+                Ok(_) => {
+                    metrics.store_batches.inc();
+                    metrics.stored.inc_by(count as u64);
+                    Ok(())
+                }
+                Err(e) => {
+                    metrics.store_errors.inc();
+                    tracing::error!(documents = count, "failed to write batch: {e}");
+                    Err(SubmitError::Store(e.to_string()))
+                }
+            };
+            for job in jobs {
+                match job.ack {
+                    Some(ack) => {
+                        // The requester may have gone away; nothing to do then.
+                        let _ = ack.send(outcome.clone());
+                    }
+                    None if outcome.is_err() => {
+                        metrics
+                            .dropped
+                            .get_or_create(&ReasonLabels {
+                                source: "udp",
+                                reason: "store_error",
+                            })
+                            .inc_by(job.docs.len().max(1) as u64);
+                    }
+                    None => {}
+                }
+                drop(job._permit);
+            }
+            metrics
+                .queue_depth
+                .set(cap.saturating_sub(permits.available_permits()) as i64);
+        }
+    }
+    tracing::debug!("ingest writer drained");
+}

@@ -1,0 +1,191 @@
+//! Metrics of the server, declared in one place.
+//!
+//! Names follow `roentgen_<subsystem>_<name>_<unit>_total`; every drop is counted with a
+//! `reason`. Counters are registered up front so a scrape shows zeros before traffic.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Where segments came from.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `udp` or `api`.
+    pub source: &'static str,
+}
+
+/// Why segments were rejected or dropped.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `udp` or `api`.
+    pub source: &'static str,
+    /// A stable reason code.
+    pub reason: &'static str,
+}
+
+/// HTTP requests by operation and status class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// X-Ray operation name, or `other`.
+    pub operation: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// All metrics of `roentgen serve`.
+pub struct Metrics {
+    registry: Registry,
+    /// Segment documents received (before validation).
+    pub received: Family<SourceLabels, Counter>,
+    /// Segment documents durably stored.
+    pub stored: Counter,
+    /// Documents or datagrams refused as invalid, by reason.
+    pub rejected: Family<ReasonLabels, Counter>,
+    /// Valid documents dropped for lack of room (UDP only; the API throttles instead).
+    pub dropped: Family<ReasonLabels, Counter>,
+    /// Documents waiting in the ingest queue.
+    pub queue_depth: Gauge,
+    /// Store write batches.
+    pub store_batches: Counter,
+    /// Failed store writes.
+    pub store_errors: Counter,
+    /// Seconds per store write batch.
+    pub store_write_seconds: Histogram,
+    /// HTTP requests answered.
+    pub requests: Family<RequestLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Reasons a UDP datagram is refused before its document is parsed.
+pub const DATAGRAM_REASONS: &[&str] =
+    &["missing_header", "invalid_header", "empty_body", "not_utf8"];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let received = Family::<SourceLabels, Counter>::default();
+        let stored = Counter::default();
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        let dropped = Family::<ReasonLabels, Counter>::default();
+        let queue_depth = Gauge::default();
+        let store_batches = Counter::default();
+        let store_errors = Counter::default();
+        let store_write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "roentgen_ingest_received_segments",
+            "Segment documents received, before validation",
+            received.clone(),
+        );
+        registry.register(
+            "roentgen_ingest_stored_segments",
+            "Segment documents durably stored",
+            stored.clone(),
+        );
+        registry.register(
+            "roentgen_ingest_rejected_segments",
+            "Segment documents or datagrams refused as invalid, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "roentgen_ingest_dropped_segments",
+            "Valid segment documents dropped because the ingest queue was full",
+            dropped.clone(),
+        );
+        registry.register(
+            "roentgen_ingest_queue_depth_segments",
+            "Segment documents waiting to be written",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "roentgen_store_write_batches",
+            "Write batches committed to the store",
+            store_batches.clone(),
+        );
+        registry.register(
+            "roentgen_store_write_errors",
+            "Write batches the store failed",
+            store_errors.clone(),
+        );
+        registry.register(
+            "roentgen_store_write_seconds",
+            "Time to write one batch durably",
+            store_write_seconds.clone(),
+        );
+        registry.register(
+            "roentgen_http_requests",
+            "HTTP requests answered, by operation and status",
+            requests.clone(),
+        );
+        for source in ["udp", "api"] {
+            let _ = received.get_or_create(&SourceLabels { source });
+            for reason in roentgen_model::DocumentError::ALL_CODES {
+                let _ = rejected.get_or_create(&ReasonLabels { source, reason });
+            }
+        }
+        for reason in DATAGRAM_REASONS {
+            let _ = rejected.get_or_create(&ReasonLabels {
+                source: "udp",
+                reason,
+            });
+        }
+        for reason in crate::ingest::POLICY_REASONS {
+            let _ = rejected.get_or_create(&ReasonLabels {
+                source: "udp",
+                reason,
+            });
+            let _ = rejected.get_or_create(&ReasonLabels {
+                source: "api",
+                reason,
+            });
+        }
+        for reason in ["queue_full", "store_error", "shutting_down"] {
+            let _ = dropped.get_or_create(&ReasonLabels {
+                source: "udp",
+                reason,
+            });
+        }
+        Self {
+            registry,
+            received,
+            stored,
+            rejected,
+            dropped,
+            queue_depth,
+            store_batches,
+            store_errors,
+            store_write_seconds,
+            requests,
+        }
+    }
+
+    /// Counts a rejection.
+    pub fn reject(&self, source: &'static str, reason: &'static str) {
+        self.rejected
+            .get_or_create(&ReasonLabels { source, reason })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
