@@ -1,0 +1,230 @@
+//! A harness that runs the real `roentgen` binary on free loopback ports.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub struct Server {
+    child: Option<Child>,
+    pub http: String,
+    pub udp: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    // A port free for both TCP and UDP.
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = t.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_roentgen")
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let mut s = Self {
+            child: None,
+            http: format!("127.0.0.1:{}", free_port()),
+            udp: format!("127.0.0.1:{}", free_port()),
+            data_dir,
+            log: dir.path().join("server.log"),
+            _dir: Some(dir),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(bin())
+            .args(["serve", "--http-addr", &self.http, "--udp-addr", &self.udp])
+            .args(["--tcp-addr", "off", "--data-dir"])
+            .arg(&self.data_dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start roentgen");
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking::get(self.url("/healthz")) {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("roentgen exited early with {st}: {}", self.log_text());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("roentgen never became healthy: {}", self.log_text());
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        kill(self.pid(), Signal::SIGTERM).expect("signal");
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "roentgen did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop first");
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_raw(path, body.to_string().into_bytes())
+    }
+
+    pub fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let r = reqwest::blocking::Client::new()
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().expect("body");
+        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, v)
+    }
+
+    /// The sum of every series of a metric (all label sets).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::blocking::get(self.url("/metrics"))
+            .expect("metrics")
+            .text()
+            .expect("text");
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn send_udp(&self, datagrams: &[Vec<u8>]) {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        for d in datagrams {
+            s.send_to(d, &self.udp).expect("send");
+        }
+    }
+
+    /// Fails when the log has ERROR lines or a panic, except those allowed.
+    pub fn assert_clean_log(&self, allowed: &[&str]) {
+        let log = self.log_text();
+        for line in log.lines() {
+            let bad = line.contains(" ERROR ") || line.contains("panicked at");
+            if bad && !allowed.iter().any(|a| line.contains(a)) {
+                panic!("unexpected error in the server log: {line}\n{log}");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+pub fn trace_id(n: u64) -> String {
+    format!("1-{:08x}-{n:024x}", now())
+}
+
+pub fn segment(trace: &str, id: u64, name: &str) -> String {
+    let t = now() as f64;
+    serde_json::json!({
+        "trace_id": trace, "id": format!("{id:016x}"), "name": name,
+        "start_time": t, "end_time": t + 0.25,
+        "http": {"request": {"method": "GET", "url": "http://svc/x"}, "response": {"status": 200}},
+    })
+    .to_string()
+}
+
+pub fn datagram(doc: &str) -> Vec<u8> {
+    let mut d = br#"{"format":"json","version":1}"#.to_vec();
+    d.push(b'\n');
+    d.extend_from_slice(doc.as_bytes());
+    d
+}
+
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
