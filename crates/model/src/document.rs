@@ -232,7 +232,9 @@ pub struct Segment {
     pub origin: Option<String>,
     /// End user of the request.
     pub user: Option<String>,
-    /// `aws` or `remote` on subsegments for downstream calls.
+    /// `aws` or `remote` on subsegments for downstream calls (they make inferred nodes);
+    /// SDKs also send other values, such as the Python SDK's `local`, which are kept and
+    /// mean an in-process block.
     pub namespace: Option<String>,
     /// HTTP request and response.
     pub http: Option<Http>,
@@ -335,6 +337,11 @@ impl Document {
         self.raw
     }
 
+    /// Splits into the verbatim JSON and the typed view.
+    pub fn into_parts(self) -> (String, Segment) {
+        (self.raw, self.segment)
+    }
+
     /// The typed view.
     pub fn segment(&self) -> &Segment {
         &self.segment
@@ -368,25 +375,27 @@ pub fn parse_segment(raw: &str) -> Result<Segment, DocumentError> {
             },
         });
     }
-    let mut de = serde_json::Deserializer::from_str(raw);
-    let segment: Segment = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            DocumentError::Json {
-                message: inner.to_string(),
-            }
-        } else {
-            DocumentError::WrongType {
-                field: path,
-                message: strip_position(&inner.to_string()),
-            }
+    // Fast path without path tracking; on failure parse again to name the field.
+    match serde_json::from_str::<Segment>(raw) {
+        Ok(segment) => return Ok(segment),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(DocumentError::Json {
+                message: e.to_string(),
+            });
         }
-    })?;
-    de.end().map_err(|e| DocumentError::Json {
-        message: e.to_string(),
-    })?;
-    Ok(segment)
+        Err(_) => {}
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let err = match serde_path_to_error::deserialize::<_, Segment>(&mut de) {
+        Err(e) => e,
+        // Unreachable in practice: the fast path failed on the same input.
+        Ok(segment) => return Ok(segment),
+    };
+    let path = err.path().to_string();
+    Err(DocumentError::WrongType {
+        field: path,
+        message: strip_position(&err.into_inner().to_string()),
+    })
 }
 
 fn strip_position(message: &str) -> String {
@@ -510,15 +519,15 @@ fn check_entity(
                     limit,
                 });
             }
-            if is_segment {
-                if let Some(c) = name.chars().find(|c| {
+            if is_segment
+                && let Some(c) = name.chars().find(|c| {
                     !(c.is_alphanumeric() || c.is_whitespace() || NAME_SYMBOLS.contains(*c))
-                }) {
-                    return Err(DocumentError::InvalidName {
-                        name: truncate(name),
-                        character: c,
-                    });
-                }
+                })
+            {
+                return Err(DocumentError::InvalidName {
+                    name: truncate(name),
+                    character: c,
+                });
             }
         }
     }
@@ -560,14 +569,6 @@ fn check_entity(
             });
         }
         Some(_) => {}
-    }
-    if let Some(ns) = seg.namespace.as_deref() {
-        if ns != "aws" && ns != "remote" {
-            return Err(DocumentError::InvalidNamespace {
-                field: field(&prefix, "namespace"),
-                value: truncate(ns),
-            });
-        }
     }
     for (i, p) in seg.precursor_ids.iter().enumerate() {
         check_id(&prefix, &format!("precursor_ids[{i}]"), p)?;

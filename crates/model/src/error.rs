@@ -109,14 +109,6 @@ pub enum DocumentError {
         /// `end_time`.
         end: f64,
     },
-    /// `namespace` is neither `aws` nor `remote`.
-    #[error("field {field}: {value:?} is not \"aws\" or \"remote\"")]
-    InvalidNamespace {
-        /// Path of the field.
-        field: String,
-        /// The value (truncated).
-        value: String,
-    },
     /// An annotation key is empty, too long, or has characters other than ASCII letters,
     /// digits and underscore.
     #[error(
@@ -160,7 +152,6 @@ impl DocumentError {
             Self::InvalidType { .. } => "InvalidType",
             Self::NameTooLong { .. } | Self::InvalidName { .. } => "InvalidName",
             Self::InvalidTime { .. } | Self::EndBeforeStart { .. } => "InvalidTime",
-            Self::InvalidNamespace { .. } => "InvalidNamespace",
             Self::InvalidAnnotationKey { .. } | Self::TooManyAnnotations { .. } => {
                 "InvalidAnnotation"
             }
@@ -180,7 +171,6 @@ impl DocumentError {
         "InvalidType",
         "InvalidName",
         "InvalidTime",
-        "InvalidNamespace",
         "InvalidAnnotation",
         "TooDeep",
     ];

@@ -410,10 +410,10 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
                     list.last_mut().expect("just pushed")
                 }
             };
-            if let Some(s) = &svc {
-                if !entry.services.contains(s) {
-                    entry.services.push(s.clone());
-                }
+            if let Some(s) = &svc
+                && !entry.services.contains(s)
+            {
+                entry.services.push(s.clone());
             }
         }
         if let Some(u) = e.user.as_deref() {
@@ -427,10 +427,10 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
                     users.last_mut().expect("just pushed")
                 }
             };
-            if let Some(s) = &svc {
-                if !entry.services.contains(s) {
-                    entry.services.push(s.clone());
-                }
+            if let Some(s) = &svc
+                && !entry.services.contains(s)
+            {
+                entry.services.push(s.clone());
             }
         }
         if let Some(aws) = &e.aws {

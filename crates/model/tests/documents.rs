@@ -221,14 +221,6 @@ rejects!(
     "string, a number or a boolean"
 );
 rejects!(
-    bad_namespace,
-    doc(&format!(
-        "{BASE},\"name\":\"a\",\"end_time\":2,\"namespace\":\"local\""
-    )),
-    "InvalidNamespace",
-    "namespace"
-);
-rejects!(
     sub_missing_id,
     doc(&format!(
         "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"name\":\"x\",\"start_time\":1,\"end_time\":2}}]"
@@ -281,6 +273,19 @@ rejects!(
     "InvalidAnnotation",
     "51"
 );
+
+#[test]
+fn sdk_namespaces_other_than_aws_and_remote_are_kept() {
+    // The Python SDK sends "local" for in-process subsegments.
+    let raw = doc(&format!(
+        "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{{\"id\":\"0000000000000001\",\"name\":\"x\",\"namespace\":\"local\",\"start_time\":1,\"end_time\":2}}]"
+    ));
+    let d = Document::parse(raw).expect("local namespace is accepted");
+    assert_eq!(
+        d.segment().subsegments[0].namespace.as_deref(),
+        Some("local")
+    );
+}
 
 #[test]
 fn too_deep_nesting_is_rejected_not_overflowed() {

@@ -153,14 +153,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
                 Err(e) => error!("HTTP listener task failed: {e}"),
             }
         }
-        if let Some(t) = udp_thread {
-            if tokio::task::spawn_blocking(move || t.join()).await.is_err() {
-                error!("UDP listener thread failed");
-            }
+        if let Some(t) = udp_thread
+            && !matches!(
+                tokio::task::spawn_blocking(move || t.join()).await,
+                Ok(Ok(()))
+            )
+        {
+            error!("UDP listener thread panicked");
         }
         let _ = retention.await;
         if let Err(e) = writer.await {
             error!("ingest writer failed: {e}");
+        }
+        if let Err(e) = store.close().await {
+            error!("failed to close the store: {e}");
         }
     };
     tokio::select! {

@@ -52,6 +52,25 @@ fn acknowledged_segments_survive_kill_9() {
     sent.sort();
     assert_eq!(got.len(), 200);
     assert_eq!(got, sent, "documents come back verbatim");
+    // Summaries not yet derived at the kill are derived after the restart.
+    let now = util::now();
+    wait_for("summaries of all 200 traces after restart", || {
+        let mut n = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = json!({ "StartTime": now - 120, "EndTime": now + 60 });
+            if let Some(t) = &token {
+                req["NextToken"] = json!(t);
+            }
+            let (_, body) = s.post("/TraceSummaries", &req);
+            n += body["TraceSummaries"].as_array().map_or(0, Vec::len);
+            match body.get("NextToken").and_then(|v| v.as_str()) {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        n == 200
+    });
     s.assert_clean_log(&[]);
 }
 
@@ -94,12 +113,12 @@ fn junk_is_counted_never_stored_and_good_data_beside_it_lands() {
     ];
     s.send_udp(&grams);
     wait_for("the good segment", || {
-        stored_documents(&s, &[good.clone()]) == 1
+        stored_documents(&s, std::slice::from_ref(&good)) == 1
     });
     wait_for("rejections counted", || {
         s.metric("roentgen_ingest_rejected_segments_total") >= 7.0
     });
-    assert_eq!(stored_documents(&s, &[bad_trace.clone()]), 0);
+    assert_eq!(stored_documents(&s, std::slice::from_ref(&bad_trace)), 0);
 
     // The API: a mixed batch lands its good half.
     let ok = trace_id(9);
@@ -158,26 +177,31 @@ fn summaries_filter_by_service_and_page() {
     let (status, _) = s.post("/TraceSegments", &json!({ "TraceSegmentDocuments": docs }));
     assert_eq!(status, 200);
     let now = util::now();
-    let mut token: Option<String> = None;
+    // Summaries follow the write within the indexing delay: poll.
     let mut seen = std::collections::BTreeSet::new();
-    loop {
-        let mut req = json!({ "StartTime": now - 60, "EndTime": now + 60 });
-        if let Some(t) = &token {
-            req["NextToken"] = json!(t);
+    wait_for("150 summaries", || {
+        seen.clear();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = json!({ "StartTime": now - 60, "EndTime": now + 60 });
+            if let Some(t) = &token {
+                req["NextToken"] = json!(t);
+            }
+            let (status, body) = s.post("/TraceSummaries", &req);
+            assert_eq!(status, 200, "{body}");
+            for t in body["TraceSummaries"].as_array().expect("list") {
+                assert!(
+                    seen.insert(t["Id"].as_str().expect("id").to_string()),
+                    "seen twice"
+                );
+            }
+            match body.get("NextToken").and_then(|v| v.as_str()) {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
         }
-        let (status, body) = s.post("/TraceSummaries", &req);
-        assert_eq!(status, 200, "{body}");
-        for t in body["TraceSummaries"].as_array().expect("list") {
-            assert!(
-                seen.insert(t["Id"].as_str().expect("id").to_string()),
-                "seen twice"
-            );
-        }
-        match body.get("NextToken").and_then(|v| v.as_str()) {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
+        seen.len() == 150
+    });
     assert_eq!(seen.len(), 150);
     let (_, body) = s.post(
         "/TraceSummaries",

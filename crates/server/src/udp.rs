@@ -6,7 +6,6 @@
 //! shutdown the thread keeps reading until the kernel buffer is empty, so datagrams the
 //! kernel already accepted are still stored.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -74,14 +73,16 @@ struct Receiver {
     tenant: TenantId,
     batch: Vec<Document>,
     oldest: Option<Instant>,
+    /// Datagrams received since the counter was last published.
+    received: u64,
 }
+
+/// Datagrams read per `recvmmsg` call.
+const RECV_BATCH: usize = 32;
 
 impl Receiver {
     fn handle(&mut self, data: &[u8]) {
-        self.metrics
-            .received
-            .get_or_create(&SourceLabels { source: "udp" })
-            .inc();
+        self.received += 1;
         let body = match split_datagram(data) {
             Ok(b) => b,
             Err(reason) => return self.metrics.reject("udp", reason),
@@ -107,6 +108,13 @@ impl Receiver {
     }
 
     fn flush(&mut self) {
+        if self.received > 0 {
+            self.metrics
+                .received
+                .get_or_create(&SourceLabels { source: "udp" })
+                .inc_by(self.received);
+            self.received = 0;
+        }
         if self.batch.is_empty() {
             return;
         }
@@ -130,8 +138,17 @@ impl Receiver {
     }
 
     fn run(mut self, cancel: CancellationToken) {
-        // One byte more than any UDP payload, so nothing is silently truncated.
-        let mut buf = vec![0u8; 65_536];
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+
+        use nix::errno::Errno;
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+
+        // One byte more than any UDP payload per slot, so nothing is silently truncated.
+        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; 65_536]).collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
+        let mut lens = [0usize; RECV_BATCH];
+        let fd = self.socket.as_raw_fd();
         let mut draining = false;
         loop {
             if !draining && cancel.is_cancelled() {
@@ -141,23 +158,46 @@ impl Receiver {
                     break;
                 }
             }
-            match self.socket.recv(&mut buf) {
-                Ok(0) => {}
+            // Blocks until one datagram (or the read timeout), then takes what is there.
+            let got = {
+                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                    bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+                recvmmsg(
+                    fd,
+                    &mut headers,
+                    iovs.iter_mut(),
+                    MsgFlags::MSG_WAITFORONE,
+                    None,
+                )
+                .map(|results| {
+                    let mut n = 0;
+                    for (slot, msg) in results.enumerate() {
+                        lens[slot] = msg.bytes;
+                        n = slot + 1;
+                    }
+                    n
+                })
+            };
+            match got {
                 Ok(n) => {
-                    self.handle(&buf[..n]);
+                    for (buf, len) in bufs.iter().zip(lens).take(n) {
+                        if len > 0 {
+                            self.handle(&buf[..len]);
+                        }
+                    }
                     if self.batch.len() >= BATCH
                         || self.oldest.is_some_and(|t| t.elapsed() >= MAX_BATCH_DELAY)
                     {
                         self.flush();
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(Errno::EAGAIN) => {
                     self.flush();
                     if draining {
                         break;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(Errno::EINTR) => {}
                 Err(e) => {
                     // ICMP errors and the like surface here on some systems: keep going.
                     tracing::warn!("udp receive failed: {e}");
@@ -185,6 +225,7 @@ pub fn spawn(
         tenant,
         batch: Vec::with_capacity(BATCH),
         oldest: None,
+        received: 0,
     };
     std::thread::Builder::new()
         .name("roentgen-udp".into())

@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -33,12 +34,15 @@ pub const EVENT_LOOKBACK_SECONDS: u64 = 86_400;
 pub struct EmbeddedOptions {
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Journal size past which memtables are flushed (bounds memory and recovery time).
+    pub journal_bytes: u64,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 32 * 1024 * 1024,
+            journal_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -56,9 +60,214 @@ const PART_PREFIXES: [&str; 4] = ["docs_", "sums_", "svcs_", "roll_"];
 struct Inner {
     db: Database,
     meta: Keyspace,
+    /// Traces whose documents changed and whose summary is not yet re-derived:
+    /// tenant + trace id → the write sequence number that last marked it.
+    dirty: Keyspace,
     days: RwLock<BTreeMap<u32, DayParts>>,
+    /// Serializes document writes (and marker removal).
     write_lock: Mutex<()>,
+    /// Serializes indexing rounds with retention.
+    index_lock: Mutex<()>,
+    seq: AtomicU64,
+    dropped_before: AtomicU64,
+    indexer: Indexer,
+    indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
+}
+
+/// How long the indexer waits after a trace's first new document before deriving it,
+/// so that the segments of one request arriving together are derived once.
+pub const INDEX_DELAY: Duration = Duration::from_millis(300);
+/// Most traces waiting for the indexer before it stops waiting out [`INDEX_DELAY`].
+const MAX_PENDING_TRACES: usize = 50_000;
+/// Most traces derived in one indexing batch.
+const INDEX_ROUND: usize = 2_000;
+
+/// Parsed documents of one trace handed to the indexer with the note, so it need not
+/// parse them again from the store: document id → typed view.
+type Parsed = BTreeMap<u64, Segment>;
+
+/// Most parsed documents the indexer keeps in memory; past it, notes carry none and the
+/// indexer parses from the store.
+const MAX_PARSED_IN_MEMORY: usize = 20_000;
+
+enum IndexMsg {
+    Dirty(TenantId, TraceId, Parsed),
+    Flush(std::sync::mpsc::Sender<()>),
+    Stop,
+}
+
+/// Most notes waiting in the indexer's channel. When it is full, writes set
+/// `missed` instead of waiting, and the indexer later finds those traces by scanning the
+/// durable dirty markers: memory stays bounded and nothing is lost.
+const INDEX_CHANNEL: usize = 8_192;
+
+/// The handle on the indexer thread.
+struct Indexer {
+    tx: Mutex<std::sync::mpsc::SyncSender<IndexMsg>>,
+    missed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Indexer {
+    fn notify(&self, tenant: &TenantId, traces: impl IntoIterator<Item = (TraceId, Parsed)>) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, parsed) in traces {
+            match tx.try_send(IndexMsg::Dirty(tenant.clone(), t, parsed)) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                    self.missed.store(true, Ordering::Release);
+                }
+                // The store is closing; the markers remain on disk.
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    fn flush(&self) -> std::sync::mpsc::Receiver<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Waits for room: a flush must not be lost.
+        let sender = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _ = sender.send(IndexMsg::Flush(tx));
+        rx
+    }
+}
+
+fn indexer_loop(
+    store: Weak<Inner>,
+    rx: std::sync::mpsc::Receiver<IndexMsg>,
+    missed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::collections::VecDeque;
+    use std::sync::mpsc::RecvTimeoutError;
+
+    type Key = (TenantId, TraceId);
+    type Queue = VecDeque<(Key, Instant)>;
+    struct Pending {
+        queue: Queue,
+        /// Queued traces with the parsed documents known so far (`None`: parse them all
+        /// from the store, memory was short).
+        parsed: HashMap<Key, Option<Parsed>>,
+        in_memory: usize,
+        waiters: Vec<std::sync::mpsc::Sender<()>>,
+        stop: bool,
+    }
+    fn take(msg: IndexMsg, p: &mut Pending) {
+        match msg {
+            IndexMsg::Dirty(t, id, docs) => {
+                let key = (t, id);
+                let room = p.in_memory + docs.len() <= MAX_PARSED_IN_MEMORY;
+                match p.parsed.get_mut(&key) {
+                    Some(Some(known)) if room => {
+                        for (k, v) in docs {
+                            if known.insert(k, v).is_none() {
+                                p.in_memory += 1;
+                            }
+                        }
+                    }
+                    Some(Some(known)) => {
+                        p.in_memory -= known.len();
+                        p.parsed.insert(key, None);
+                    }
+                    Some(None) => {}
+                    None => {
+                        p.queue.push_back((key.clone(), Instant::now()));
+                        if room {
+                            p.in_memory += docs.len();
+                            p.parsed.insert(key, Some(docs));
+                        } else {
+                            p.parsed.insert(key, None);
+                        }
+                    }
+                }
+            }
+            IndexMsg::Flush(w) => p.waiters.push(w),
+            IndexMsg::Stop => p.stop = true,
+        }
+    }
+    let mut p = Pending {
+        queue: VecDeque::new(),
+        parsed: HashMap::new(),
+        in_memory: 0,
+        waiters: Vec::new(),
+        stop: false,
+    };
+    loop {
+        let timeout = match p.queue.front() {
+            Some((_, at)) => (*at + INDEX_DELAY).saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        let wait = if p.waiters.is_empty() && !missed.load(Ordering::Acquire) {
+            timeout
+        } else {
+            Duration::ZERO
+        };
+        match rx.recv_timeout(wait) {
+            Ok(m) => take(m, &mut p),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while let Ok(m) = rx.try_recv() {
+            take(m, &mut p);
+        }
+        if missed.swap(false, Ordering::AcqRel) {
+            // Notes were dropped for lack of room: find their traces on disk.
+            let Some(inner) = store.upgrade() else {
+                return;
+            };
+            match (EmbeddedStore { inner }).dirty_traces() {
+                Ok(keys) => {
+                    for (t, id) in keys {
+                        take(IndexMsg::Dirty(t, id, Parsed::new()), &mut p);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("failed to scan traces waiting for indexing: {e}");
+                    missed.store(true, Ordering::Release);
+                }
+            }
+        }
+        loop {
+            let now = Instant::now();
+            let flushing = !p.waiters.is_empty();
+            let mut round = Vec::new();
+            while round.len() < INDEX_ROUND {
+                let due = match p.queue.front() {
+                    Some((_, at)) => {
+                        flushing || p.queue.len() > MAX_PENDING_TRACES || *at + INDEX_DELAY <= now
+                    }
+                    None => false,
+                };
+                if !due {
+                    break;
+                }
+                if let Some((key, _)) = p.queue.pop_front() {
+                    // Taken out before indexing, so a write during the round queues it
+                    // again.
+                    let parsed = p.parsed.remove(&key).flatten();
+                    p.in_memory -= parsed.as_ref().map_or(0, BTreeMap::len);
+                    round.push((key.0, key.1, parsed));
+                }
+            }
+            if round.is_empty() {
+                break;
+            }
+            let Some(inner) = store.upgrade() else {
+                return;
+            };
+            if let Err(e) = (EmbeddedStore { inner }).index_blocking(round) {
+                // The markers stay on disk; the next start retries them.
+                tracing::error!("failed to index traces: {e}");
+            }
+        }
+        if p.queue.is_empty() {
+            for w in p.waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        if p.stop {
+            return;
+        }
+    }
 }
 
 /// The embedded store. Cheap to clone.
@@ -149,6 +358,7 @@ impl EmbeddedStore {
         let path = path.as_ref().to_path_buf();
         let db = Database::builder(&path)
             .cache_size(options.cache_bytes)
+            .max_journaling_size(options.journal_bytes)
             .open()?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let mut days = BTreeMap::new();
@@ -165,21 +375,122 @@ impl EmbeddedStore {
                 days.insert(day, Self::open_day(&db, day)?);
             }
         }
-        Ok(Self {
+        let dirty = db.keyspace("dirty", KeyspaceCreateOptions::default)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(INDEX_CHANNEL);
+        let missed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seq = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let store = Self {
             inner: Arc::new(Inner {
                 db,
                 meta,
+                dirty,
                 days: RwLock::new(days),
                 write_lock: Mutex::new(()),
+                index_lock: Mutex::new(()),
+                seq: AtomicU64::new(seq),
+                dropped_before: AtomicU64::new(0),
+                indexer: Indexer {
+                    tx: Mutex::new(tx),
+                    missed: Arc::clone(&missed),
+                },
+                indexer_thread: Mutex::new(None),
                 path,
             }),
-        })
+        };
+        // Traces written but not indexed before the last stop.
+        let recovered = store.dirty_traces()?.len();
+        if recovered > 0 {
+            store
+                .inner
+                .indexer
+                .missed
+                .store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!(
+                traces = recovered,
+                "re-indexing traces written before the last stop"
+            );
+        }
+        let weak = Arc::downgrade(&store.inner);
+        let handle = std::thread::Builder::new()
+            .name("roentgen-indexer".into())
+            .spawn(move || indexer_loop(weak, rx, missed))
+            .map_err(|e| StoreError::Task(format!("start the indexer: {e}")))?;
+        *store
+            .inner
+            .indexer_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(store)
+    }
+
+    /// Indexes everything written so far, stops the indexer and persists the journal.
+    /// Writes after `close` are stored but indexed only after the next open.
+    pub fn close_blocking(&self) -> Result<(), StoreError> {
+        self.sync_index_blocking();
+        let sender = self
+            .inner
+            .indexer
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let _ = sender.send(IndexMsg::Stop);
+        let handle = self
+            .inner
+            .indexer_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            h.join()
+                .map_err(|_| StoreError::Task("the indexer thread panicked".into()))?;
+        }
+        self.inner.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Every trace with a durable dirty marker.
+    fn dirty_traces(&self) -> Result<Vec<(TenantId, TraceId)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.inner.dirty.iter() {
+            let k = kv.key()?;
+            let n = usize::from(*k.first().unwrap_or(&0));
+            if k.len() != 1 + n + 16 {
+                continue;
+            }
+            let tenant = TenantId::new(String::from_utf8_lossy(&k[1..1 + n]).into_owned())?;
+            let Ok(tb) = <[u8; 16]>::try_from(&k[1 + n..]) else {
+                continue;
+            };
+            out.push((tenant, TraceId::from_bytes(tb)));
+        }
+        Ok(out)
+    }
+
+    /// Waits until every trace written before the call is indexed (summaries and
+    /// rollups derived). Indexing otherwise follows writes within [`INDEX_DELAY`].
+    pub fn sync_index_blocking(&self) {
+        // The indexer answers once its queue is empty; a gone indexer means closing.
+        let _ = self.inner.indexer.flush().recv();
     }
 
     fn open_day(db: &Database, day: u32) -> Result<DayParts, StoreError> {
-        let ks = |p: &str| db.keyspace(&format!("{p}{day}"), KeyspaceCreateOptions::default);
+        let ks = |p: &str| {
+            db.keyspace(&format!("{p}{day}"), || {
+                KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024)
+            })
+        };
+        // Documents are large and written once: keep them out of the LSM's compactions.
+        let docs = db.keyspace(&format!("{}{day}", PART_PREFIXES[0]), || {
+            KeyspaceCreateOptions::default()
+                .max_memtable_size(16 * 1024 * 1024)
+                .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+        })?;
         Ok(DayParts {
-            docs: ks(PART_PREFIXES[0])?,
+            docs,
             sums: ks(PART_PREFIXES[1])?,
             svcs: ks(PART_PREFIXES[2])?,
             roll: ks(PART_PREFIXES[3])?,
@@ -243,70 +554,124 @@ impl EmbeddedStore {
         if docs.is_empty() {
             return Ok(WriteOutcome::default());
         }
+        let tp = tenant.prefix();
+        let doc_count = docs.len();
+        let mut traces: Vec<(TraceId, Parsed)> = Vec::new();
+        let mut slots: HashMap<TraceId, usize> = HashMap::new();
         let _guard = self
             .inner
             .write_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let tp = tenant.prefix();
-        let now = now_seconds();
-        let doc_count = docs.len();
-
-        // Group by trace, keeping the last version of a document id within the batch.
-        let mut by_trace: HashMap<TraceId, BTreeMap<SegmentId, Document>> = HashMap::new();
-        for d in docs {
-            by_trace.entry(d.trace_id()).or_default().insert(d.id(), d);
-        }
-
+        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         let mut batch = self
             .inner
             .db
             .batch()
             .durability(Some(PersistMode::SyncData));
-        let mut deltas: BTreeMap<(u64, GraphKey), Stats> = BTreeMap::new();
-        let traces = by_trace.len();
-        for (trace, new_docs) in by_trace {
-            let parts = self.day_or_create(day_of(u64::from(trace.epoch_seconds())))?;
-            let tk = trace_key(&tp, &trace);
-
-            let mut current: BTreeMap<u64, Segment> = BTreeMap::new();
-            for kv in parts.docs.prefix(&tk) {
-                let (k, v) = kv.into_inner()?;
-                if k.len() != tk.len() + 8 {
-                    continue;
+        let mut day: Option<(u32, DayParts)> = None;
+        for d in docs {
+            let (trace, id) = (d.trace_id(), d.id());
+            let dn = day_of(u64::from(trace.epoch_seconds()));
+            let parts = match &day {
+                Some((n, p)) if *n == dn => p.clone(),
+                _ => {
+                    let p = self.day_or_create(dn)?;
+                    day = Some((dn, p.clone()));
+                    p
                 }
-                let mut idb = [0u8; 8];
-                idb.copy_from_slice(&k[tk.len()..]);
-                let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
-                let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
-                current.insert(u64::from_be_bytes(idb), seg);
+            };
+            let (raw, segment) = d.into_parts();
+            batch.insert(&parts.docs, doc_key(&tp, &trace, id.0), raw.into_bytes());
+            let slot = *slots.entry(trace).or_insert_with(|| {
+                traces.push((trace, Parsed::new()));
+                traces.len() - 1
+            });
+            traces[slot].1.insert(id.0, segment);
+        }
+        for (t, _) in &traces {
+            batch.insert(&self.inner.dirty, trace_key(&tp, t), seq);
+        }
+        batch.commit()?;
+        let trace_count = traces.len();
+        // Under the write lock, so the indexer sees notes in commit order.
+        self.inner.indexer.notify(tenant, traces);
+        Ok(WriteOutcome {
+            documents: doc_count,
+            traces: trace_count,
+        })
+    }
+
+    /// Re-derives the summaries and rollups of `traces` (the indexer's work).
+    fn index_blocking(
+        &self,
+        traces: Vec<(TenantId, TraceId, Option<Parsed>)>,
+    ) -> Result<(), StoreError> {
+        let _index = self
+            .inner
+            .index_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = now_seconds();
+        let dropped_before = self.inner.dropped_before.load(Ordering::Relaxed);
+        let mut batch = self.inner.db.batch();
+        let mut deltas: BTreeMap<(Vec<u8>, u64, GraphKey), Stats> = BTreeMap::new();
+        let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>)> = Vec::new();
+        for (tenant, trace, mut parsed) in traces {
+            let trace = &trace;
+            let tp = tenant.prefix();
+            let tk = trace_key(&tp, trace);
+            let marker = self.inner.dirty.get(&tk)?;
+            markers.push((tk.clone(), marker));
+            let day = day_of(u64::from(trace.epoch_seconds()));
+            if day_start(day) + 86_400 <= dropped_before {
+                continue;
             }
-            for (id, d) in &new_docs {
-                batch.insert(&parts.docs, doc_key(&tp, &trace, id.0), d.raw().as_bytes());
-                current.insert(id.0, d.segment().clone());
-            }
-            let segs: Vec<&Segment> = current.values().collect();
-            let Some(derived) = derive(trace, &segs) else {
+            let Some(parts) = self.day(day) else {
                 continue;
             };
-
+            let mut current: Vec<Segment> = Vec::new();
+            for kv in parts.docs.prefix(&tk) {
+                let (k, v) = kv.into_inner()?;
+                let Ok(idb) = <[u8; 8]>::try_from(&k[tk.len()..]) else {
+                    continue;
+                };
+                if let Some(seg) = parsed
+                    .as_mut()
+                    .and_then(|p| p.remove(&u64::from_be_bytes(idb)))
+                {
+                    current.push(seg);
+                    continue;
+                }
+                let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
+                current.push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
+            }
+            let segs: Vec<&Segment> = current.iter().collect();
+            let Some(derived) = derive(*trace, &segs) else {
+                continue;
+            };
             let old = match parts.sums.get(&tk)? {
                 Some(v) => Some(decode_record(&v)?),
                 None => None,
             };
             let (revision, old_graph, old_services) = match &old {
-                Some((s, g)) => (s.revision.saturating_add(1), g.as_slice(), {
-                    s.summary.services.as_slice()
-                }),
+                Some((s, g)) => (
+                    s.revision.saturating_add(1),
+                    g.as_slice(),
+                    s.summary.services.as_slice(),
+                ),
                 None => (1, &[][..], &[][..]),
             };
             for svc in &derived.summary.services {
                 if !old_services.iter().any(|o| o.name == svc.name) {
-                    batch.insert(&parts.svcs, service_key(&tp, &svc.name, Some(&trace)), []);
+                    batch.insert(&parts.svcs, service_key(&tp, &svc.name, Some(trace)), []);
                 }
             }
             for (m, k, s) in old_graph {
-                deltas.entry((*m, k.clone())).or_default().add(s, -1);
+                deltas
+                    .entry((tp.clone(), *m, k.clone()))
+                    .or_default()
+                    .add(s, -1);
             }
             let new_graph: GraphRows = derived
                 .graph
@@ -314,7 +679,10 @@ impl EmbeddedStore {
                 .map(|((m, k), s)| (m, k, s))
                 .collect();
             for (m, k, s) in &new_graph {
-                deltas.entry((*m, k.clone())).or_default().add(s, 1);
+                deltas
+                    .entry((tp.clone(), *m, k.clone()))
+                    .or_default()
+                    .add(s, 1);
             }
             let stored = StoredSummary {
                 summary: derived.summary,
@@ -323,8 +691,9 @@ impl EmbeddedStore {
             };
             batch.insert(&parts.sums, tk, encode_record(&stored, &new_graph));
         }
-
-        for ((minute, key), delta) in deltas {
+        // Rollups are only ever changed here, by the one indexer, so read-modify-write
+        // is safe.
+        for ((tp, minute, key), delta) in deltas {
             if delta.is_empty() && delta.total_response_time == 0.0 {
                 continue;
             }
@@ -347,11 +716,20 @@ impl EmbeddedStore {
                 );
             }
         }
+        // A marker rewritten by a write since it was read stays: that write's documents
+        // may not be in this derivation, and the marker is what survives a crash.
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (key, seen) in markers {
+            if self.inner.dirty.get(&key)? == seen {
+                batch.remove(&self.inner.dirty, key);
+            }
+        }
         batch.commit()?;
-        Ok(WriteOutcome {
-            documents: doc_count,
-            traces,
-        })
+        Ok(())
     }
 
     fn get_traces_blocking(
@@ -538,6 +916,14 @@ impl EmbeddedStore {
     }
 
     fn drop_before_blocking(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
+        let _index = self
+            .inner
+            .index_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.inner
+            .dropped_before
+            .fetch_max(epoch_seconds, Ordering::Relaxed);
         let _guard = self
             .inner
             .write_lock
@@ -670,6 +1056,20 @@ impl Store for EmbeddedStore {
             b.remove(&s.inner.meta, key);
             b.commit()?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let s = self.clone();
+        blocking(move || s.close_blocking()).await
+    }
+
+    async fn sync_index(&self) -> Result<(), StoreError> {
+        let s = self.clone();
+        blocking(move || {
+            s.sync_index_blocking();
+            Ok(())
         })
         .await
     }

@@ -138,9 +138,13 @@ pub enum ConfigKind {
 /// Contract, for every implementation:
 /// - `write` is idempotent: writing a document again (same trace id and document id)
 ///   replaces the earlier version, which is how in-progress segments complete.
-/// - `write` returns `Ok` only once every document of the batch, the re-derived
-///   summaries and the rollup changes are durable: a crash after `Ok` loses none of them.
-///   Documents are written verbatim; callers validate them first.
+/// - `write` returns `Ok` only once every document of the batch is durable: a crash
+///   after `Ok` loses none of them. Documents are written verbatim; callers validate
+///   them first.
+/// - Summaries and rollups are derived asynchronously, shortly after the write (the
+///   embedded store waits `INDEX_DELAY` so the segments of one request are derived
+///   together); `sync_index` waits for it. A crash before derivation loses nothing: the
+///   trace is marked durably with its documents and derived after restart.
 /// - A batch may mix tenants' traces only through separate calls: one call, one tenant.
 /// - Summaries are re-derived from all of a trace's documents after each write
 ///   (revision + 1); rollups receive the difference between the trace's new and old
@@ -202,6 +206,14 @@ pub trait Store: Send + Sync + 'static {
         kind: ConfigKind,
         name: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Finishes derived work (indexing), stops background work and persists; called
+    /// once at shutdown after the last write.
+    async fn close(&self) -> Result<(), StoreError>;
+
+    /// Waits until every write made before the call is reflected in summaries and
+    /// rollups.
+    async fn sync_index(&self) -> Result<(), StoreError>;
 
     /// Drops every day partition that ends before `epoch_seconds`; returns the days
     /// dropped (as `YYYYMMDD`).

@@ -63,6 +63,7 @@ async fn write_then_read_verbatim<S: Store>(store: S) {
     );
     let raw = a.raw().to_string();
     let out = store.write(&t, vec![a]).await.expect("write");
+    store.sync_index().await.expect("index");
     assert_eq!(out.documents, 1);
     let id: TraceId = tid.parse().expect("id");
     let got = store.get_traces(&t, &[id]).await.expect("read");
@@ -91,6 +92,7 @@ async fn in_progress_then_complete_bumps_revision<S: Store>(store: S) {
         .write(&t, vec![seg(&tid, 7, "web", None, f64::from(T0), None, "")])
         .await
         .expect("write");
+    store.sync_index().await.expect("index");
     let s = store.get_traces(&t, &[id]).await.expect("read")[0]
         .summary
         .clone()
@@ -111,6 +113,7 @@ async fn in_progress_then_complete_bumps_revision<S: Store>(store: S) {
         )
         .await
         .expect("write");
+    store.sync_index().await.expect("index");
     let got = store.get_traces(&t, &[id]).await.expect("read");
     assert_eq!(got[0].documents.len(), 1, "same id replaces");
     let s = got[0].summary.clone().expect("summary");
@@ -134,6 +137,7 @@ async fn paging_visits_every_trace_once_newest_first<S: Store>(store: S) {
         ));
     }
     store.write(&t, docs).await.expect("write");
+    store.sync_index().await.expect("index");
     let mut seen = Vec::new();
     let mut q = query(T0, T0 + 1000);
     q.limit = 30;
@@ -196,6 +200,7 @@ async fn tenants_are_isolated<S: Store>(store: S) {
         )
         .await
         .expect("write");
+    store.sync_index().await.expect("index");
     let id: TraceId = tid.parse().expect("id");
     assert!(store.get_traces(&b, &[id]).await.expect("read").is_empty());
     assert!(
@@ -243,7 +248,9 @@ async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
     // Callee first: the web → api edge only appears once web arrives, and api is never
     // counted as an inferred node afterwards.
     store.write(&t, vec![api]).await.expect("write");
+    store.sync_index().await.expect("index");
     store.write(&t, vec![web.clone()]).await.expect("write");
+    store.sync_index().await.expect("index");
     store
         .write(&t, vec![web])
         .await
@@ -300,6 +307,7 @@ async fn retention_drops_whole_days<S: Store>(store: S) {
         )
         .await
         .expect("write");
+    store.sync_index().await.expect("index");
     let dropped = store
         .drop_before(u64::from(T0) - 86_400)
         .await
@@ -413,6 +421,8 @@ fn embedded_survives_reopen() {
             )],
         ))
         .expect("write");
+        // Dropped without waiting for the indexer: the summary must still appear after
+        // the reopen, from the durable dirty marker.
     }
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
     let id: TraceId = tid.parse().expect("id");
@@ -421,4 +431,9 @@ fn embedded_survives_reopen() {
         .expect("read");
     assert_eq!(got.len(), 1);
     assert_eq!(store.days().len(), 1);
+    rt.block_on(store.sync_index()).expect("index");
+    let got = rt
+        .block_on(store.get_traces(&TenantId::default(), &[id]))
+        .expect("read");
+    assert!(got[0].summary.is_some(), "derived after restart");
 }

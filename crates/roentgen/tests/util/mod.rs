@@ -75,15 +75,15 @@ impl Server {
     fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(self.url("/healthz")) {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = reqwest::blocking::get(self.url("/healthz"))
+                && r.status().is_success()
+            {
+                return;
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("roentgen exited early with {st}: {}", self.log_text());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("roentgen exited early with {st}: {}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,0 +1,141 @@
+//! `BatchGetTraces` latency over HTTP against the real binary with many segments stored.
+//!
+//! Loads `BENCH_SEGMENTS` segments (default 1,000,000; the issue's figure is 10,000,000)
+//! straight into an embedded store (5 per trace, spread over the last hour), starts
+//! `roentgen serve` on it, then times `BENCH_REQUESTS` (default 5000) sequential
+//! BatchGetTraces calls of one random trace each and prints p50/p99/max.
+//!
+//! Run: `BENCH_SEGMENTS=10000000 cargo bench -p roentgen --bench batch_get`
+
+#![allow(missing_docs)]
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use roentgen_model::Document;
+use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use roentgen_store::{Store, TenantId};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn trace_id(now: u64, t: u64) -> String {
+    // Spread start times over the last hour.
+    format!("1-{:08x}-{:024x}", now - (t % 3600), t + 1)
+}
+
+fn main() {
+    let segments = env_or("BENCH_SEGMENTS", 1_000_000);
+    let requests = env_or("BENCH_REQUESTS", 5000);
+    let per_trace = 5;
+    let traces = segments / per_trace;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+
+    let load_start = Instant::now();
+    {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let tenant = TenantId::default();
+        let batch_traces = 2000;
+        let mut t = 0;
+        while t < traces {
+            let mut docs = Vec::with_capacity((batch_traces * per_trace) as usize);
+            for tt in t..(t + batch_traces).min(traces) {
+                let trace = trace_id(now, tt);
+                let start = (now - (tt % 3600)) as f64;
+                for s in 0..per_trace {
+                    let id = tt * per_trace + s + 1;
+                    let parent = if s == 0 {
+                        String::new()
+                    } else {
+                        format!(r#","parent_id":"{:016x}""#, id - 1)
+                    };
+                    let raw = format!(
+                        r#"{{"trace_id":"{trace}","id":"{id:016x}"{parent},"name":"svc-{s}","start_time":{start},"end_time":{end},"http":{{"request":{{"method":"GET","url":"https://svc-{s}.example.com/api/orders/{tt}"}},"response":{{"status":200}}}},"annotations":{{"customer":"c-{tt}"}},"metadata":{{"default":{{"pad":"{pad}"}}}}}}"#,
+                        end = start + 0.1,
+                        pad = "x".repeat(600),
+                    );
+                    docs.push(Document::parse(raw).expect("valid"));
+                }
+            }
+            rt.block_on(store.write(&tenant, docs)).expect("write");
+            t += batch_traces;
+        }
+        store.close_blocking().expect("close");
+    }
+    let load_secs = load_start.elapsed().as_secs_f64();
+    println!(
+        "batch_get: loaded {segments} segments ({traces} traces) in {load_secs:.1}s ({:.0}/s)",
+        segments as f64 / load_secs
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roentgen"))
+        .args([
+            "serve",
+            "--http-addr",
+            &http,
+            "--udp-addr",
+            "off",
+            "--tcp-addr",
+            "off",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--log-level", "warn"])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start roentgen");
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("http://{http}/healthz")).send().is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lat = Vec::with_capacity(requests as usize);
+    for i in 0..requests + 200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let t = x % traces;
+        let body = format!(r#"{{"TraceIds":["{}"]}}"#, trace_id(now, t));
+        let started = Instant::now();
+        let r = client
+            .post(format!("http://{http}/Traces"))
+            .body(body)
+            .send()
+            .expect("request");
+        let text = r.text().expect("body");
+        let elapsed = started.elapsed();
+        assert!(text.contains("\"Segments\""), "{text}");
+        if i >= 200 {
+            lat.push(elapsed);
+        }
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "batch_get: {requests} BatchGetTraces of 1 trace ({per_trace} segments) with {segments} segments stored: p50 {:?}  p99 {:?}  max {:?}",
+        pct(0.50),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}

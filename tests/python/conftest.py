@@ -1,0 +1,389 @@
+"""Fixtures for Roentgen's end-to-end suite: a real `roentgen serve` process on free
+loopback ports with its own data dir, and a boto3 X-Ray client aimed at it.
+
+The binary is $ROENTGEN_BIN, else <target dir>/debug/roentgen (target dir from
+$CARGO_TARGET_DIR, else <repo>/target).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from xray_testlib import xray_client  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 30.0
+SHUTDOWN_TIMEOUT = 20.0
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A log line at ERROR level: the level is the first token, or follows the timestamp
+# (tracing-subscriber's text format), or is the JSON format's "level" field.
+_ERROR_LINE = re.compile(r'^(?:\S+\s+)?ERROR\b|"level"\s*:\s*"ERROR"')
+_PANIC = re.compile(r"panicked at")
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+\S+)?\s*$")
+
+
+def roentgen_binary() -> Path:
+    env = os.environ.get("ROENTGEN_BIN")
+    if env:
+        return Path(env).resolve()
+    target = os.environ.get("CARGO_TARGET_DIR")
+    target_dir = (REPO_ROOT / target) if target else (REPO_ROOT / "target")
+    return target_dir / "debug" / "roentgen"
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_udp_and_tcp_port() -> int:
+    """A port number free for both UDP and TCP, like the X-Ray daemon's 2000."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {series: value}. A labelled series is kept under
+    its full `name{labels}` key and also summed into `name`."""
+    out: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2), m.group(3)
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        if labels:
+            out[f"{name}{labels}"] = v
+            sums[name] = sums.get(name, 0.0) + v
+        else:
+            out[name] = v
+    for name, v in sums.items():
+        out[name] = out.get(name, 0.0) + v
+    return out
+
+
+class Roentgen:
+    """One `roentgen serve` under test. Ports and data dir stay the same across
+    restarts; each run's stderr goes to its own file under `workdir`."""
+
+    def __init__(
+        self,
+        binary: Path,
+        workdir: Path,
+        extra_args: list[str] | None = None,
+        udp: bool = True,
+        tcp: bool = True,
+        via_env: bool = False,
+    ):
+        """`udp`/`tcp` False pass `off` for that listener; `via_env` passes the
+        settings as ROENTGEN_* environment variables instead of flags."""
+        self.binary = Path(binary)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        self.host = "127.0.0.1"
+        self.http_port = _free_tcp_port()
+        daemon_port = _free_udp_and_tcp_port()
+        self.udp_addr = (self.host, daemon_port)
+        self.tcp_addr = (self.host, daemon_port)
+        self.http_url = f"http://{self.host}:{self.http_port}"
+        self.extra_args = list(extra_args or [])
+        self.udp_enabled = udp
+        self.tcp_enabled = tcp
+        self.via_env = via_env
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+        self.stderr_paths: list[Path] = []
+        self.exit_codes: list[int] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def settings(self) -> dict[str, str]:
+        """flag name -> value for `serve`."""
+        return {
+            "http-addr": f"{self.host}:{self.http_port}",
+            "udp-addr": f"{self.udp_addr[0]}:{self.udp_addr[1]}" if self.udp_enabled else "off",
+            "tcp-addr": f"{self.tcp_addr[0]}:{self.tcp_addr[1]}" if self.tcp_enabled else "off",
+            "data-dir": str(self.data_dir),
+        }
+
+    def command(self) -> list[str]:
+        cmd = [str(self.binary), "serve"]
+        if not self.via_env:
+            for flag, value in self.settings().items():
+                cmd += [f"--{flag}", value]
+        return cmd + self.extra_args
+
+    def env_settings(self) -> dict[str, str]:
+        if not self.via_env:
+            return {}
+        return {
+            "ROENTGEN_" + flag.upper().replace("-", "_"): value
+            for flag, value in self.settings().items()
+        }
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        assert self.proc is None, "server already running"
+        self.runs += 1
+        stderr_path = self.workdir / f"stderr.{self.runs}.log"
+        stdout_path = self.workdir / f"stdout.{self.runs}.log"
+        self.stderr_paths.append(stderr_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROENTGEN_")}
+        env.update({"RUST_BACKTRACE": "1", "NO_COLOR": "1"})
+        env.update(self.env_settings())
+        with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.proc = None
+                self.exit_codes.append(rc)
+                raise AssertionError(
+                    f"roentgen exited with {rc} during startup:\n{self.log_tail()}"
+                )
+            status = self.healthz()
+            if status == 200:
+                return
+            last = status
+            if time.monotonic() > deadline:
+                self._force_kill()
+                raise AssertionError(
+                    f"/healthz not 200 within {timeout}s (last: {last}):\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> int:
+        """SIGTERM, wait, and assert a clean exit (code 0)."""
+        rc = self.terminate(timeout)
+        assert rc == 0, f"roentgen exited with {rc} after SIGTERM:\n{self.log_tail()}"
+        return rc
+
+    def terminate(self, timeout: float = SHUTDOWN_TIMEOUT, sig: int = signal.SIGTERM) -> int:
+        """Send `sig` (SIGTERM) and wait; returns the exit code (no assertion). Fails if
+        the process is still running after `timeout`."""
+        proc = self._running_proc()
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._force_kill()
+            raise AssertionError(
+                f"roentgen still running {timeout}s after signal {sig}:\n{self.log_tail()}"
+            )
+        self.proc = None
+        self.exit_codes.append(rc)
+        return rc
+
+    def kill9(self) -> None:
+        proc = self._running_proc()
+        proc.kill()
+        proc.wait(timeout=10)
+        self.exit_codes.append(proc.returncode)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop (gracefully, asserting exit 0) if running, then start again on the same
+        ports and data dir."""
+        if self.proc is not None:
+            self.stop()
+        self.start()
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _running_proc(self) -> subprocess.Popen:
+        assert self.proc is not None, "server is not running"
+        rc = self.proc.poll()
+        if rc is not None:
+            self.proc = None
+            self.exit_codes.append(rc)
+            raise AssertionError(f"roentgen died unexpectedly with {rc}:\n{self.log_tail()}")
+        return self.proc
+
+    def _force_kill(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                pass
+            self.proc = None
+
+    # ---------------------------------------------------------------- observation
+
+    def healthz(self) -> int | None:
+        try:
+            with urllib.request.urlopen(self.http_url + "/healthz", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.http_url + "/metrics", timeout=5) as r:
+            assert r.status == 200
+            return r.read().decode("utf-8")
+
+    def metrics(self) -> dict[str, float]:
+        return parse_prometheus(self.metrics_text())
+
+    def metric(self, name: str, default: float = 0.0) -> float:
+        return self.metrics().get(name, default)
+
+    def log_text(self) -> str:
+        parts = []
+        for p in self.stderr_paths:
+            try:
+                parts.append(p.read_text(errors="replace"))
+            except FileNotFoundError:
+                pass
+        return "".join(parts)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def bad_log_lines(self, allowed: list[str] | None = None) -> list[str]:
+        """ERROR-level lines and panics in stderr, minus those matching `allowed`."""
+        bad = []
+        for raw in self.log_text().splitlines():
+            line = _ANSI.sub("", raw)
+            if _ERROR_LINE.search(line) or _PANIC.search(line):
+                if allowed and any(re.search(p, line) for p in allowed):
+                    continue
+                bad.append(line)
+        return bad
+
+
+# ---------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def _clean_sdk_env(monkeypatch):
+    """The X-Ray SDK and boto3 read these; none may leak in from the environment."""
+    for var in (
+        "AWS_XRAY_DAEMON_ADDRESS",
+        "AWS_XRAY_TRACING_NAME",
+        "AWS_XRAY_CONTEXT_MISSING",
+        "AWS_XRAY_SDK_ENABLED",
+        "AWS_XRAY_NOOP_ID",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_XRAY",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def roentgen_bin() -> Path:
+    path = roentgen_binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"roentgen binary not found at {path}: build it (cargo build -p roentgen) or "
+            f"set ROENTGEN_BIN",
+            pytrace=False,
+        )
+    return path
+
+
+def _finish(request, servers: list[Roentgen]) -> None:
+    """Stop what still runs (SIGTERM, exit 0 required) and check the logs."""
+    problems = []
+    marker = request.node.get_closest_marker("allow_server_errors")
+    for srv in servers:
+        if srv.proc is not None:
+            try:
+                srv.stop()
+            except AssertionError as e:
+                problems.append(str(e))
+        if marker is None:
+            bad = srv.bad_log_lines()
+        elif marker.args:
+            bad = srv.bad_log_lines(list(marker.args))
+        else:
+            bad = []
+        if bad:
+            problems.append(
+                f"server ({srv.workdir}) logged ERROR lines or panicked:\n" + "\n".join(bad[:50])
+            )
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(request, roentgen_bin, tmp_path):
+    """A running Roentgen on fresh ports and a fresh data dir. On teardown it is
+    stopped with SIGTERM (exit 0 required) and its stderr must hold no ERROR lines or
+    panics, unless the test is marked @pytest.mark.allow_server_errors(*regexes)."""
+    srv = Roentgen(roentgen_bin, tmp_path / "roentgen")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        _finish(request, [srv])
+
+
+@pytest.fixture
+def make_server(request, roentgen_bin, tmp_path):
+    """Factory for servers with non-default settings: make_server(udp=False,
+    via_env=True, extra_args=[...], start=True). Same teardown checks as `server`."""
+    made: list[Roentgen] = []
+
+    def make(start: bool = True, **kwargs) -> Roentgen:
+        srv = Roentgen(roentgen_bin, tmp_path / f"roentgen-{len(made) + 1}", **kwargs)
+        made.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    try:
+        yield make
+    finally:
+        _finish(request, made)
+
+
+@pytest.fixture
+def xray(server):
+    """boto3's X-Ray client aimed at `server` (dummy credentials, no retries)."""
+    return xray_client(server.http_url)
