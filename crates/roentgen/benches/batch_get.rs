@@ -69,6 +69,10 @@ fn main() {
             }
             rt.block_on(store.write(&tenant, docs)).expect("write");
             t += batch_traces;
+            // Keep the indexer caught up, so the load rate is the whole pipeline's.
+            if (t / batch_traces) % 50 == 0 {
+                store.sync_index_blocking();
+            }
         }
         store.close_blocking().expect("close");
     }

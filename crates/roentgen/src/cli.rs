@@ -59,7 +59,7 @@ pub(crate) struct ServeArgs {
 
     /// Most segment documents queued and not yet stored; past it UDP drops (counted)
     /// and PutTraceSegments answers ThrottledException.
-    #[arg(long, env = "ROENTGEN_QUEUE_CAPACITY", default_value_t = 20_000)]
+    #[arg(long, env = "ROENTGEN_QUEUE_CAPACITY", default_value_t = 10_000)]
     queue_capacity: usize,
 
     /// Longest a graceful shutdown may take after SIGTERM/SIGINT before the process

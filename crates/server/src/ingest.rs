@@ -38,8 +38,8 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         Self {
-            queue_capacity: 20_000,
-            max_batch: 10_000,
+            queue_capacity: 10_000,
+            max_batch: 5_000,
             retention: Duration::from_secs(30 * 86_400),
             future_tolerance: Duration::from_secs(86_400),
         }

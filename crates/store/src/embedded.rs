@@ -89,7 +89,7 @@ type Parsed = BTreeMap<u64, Segment>;
 
 /// Most parsed documents the indexer keeps in memory; past it, notes carry none and the
 /// indexer parses from the store.
-const MAX_PARSED_IN_MEMORY: usize = 20_000;
+const MAX_PARSED_IN_MEMORY: usize = 10_000;
 
 enum IndexMsg {
     Dirty(TenantId, TraceId, Parsed),
@@ -100,7 +100,7 @@ enum IndexMsg {
 /// Most notes waiting in the indexer's channel. When it is full, writes set
 /// `missed` instead of waiting, and the indexer later finds those traces by scanning the
 /// durable dirty markers: memory stays bounded and nothing is lost.
-const INDEX_CHANNEL: usize = 8_192;
+const INDEX_CHANNEL: usize = 2_048;
 
 /// The handle on the indexer thread.
 struct Indexer {
@@ -196,7 +196,8 @@ fn indexer_loop(
             Some((_, at)) => (*at + INDEX_DELAY).saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
         };
-        let wait = if p.waiters.is_empty() && !missed.load(Ordering::Acquire) {
+        let rescan_due = p.queue.is_empty() && missed.load(Ordering::Acquire);
+        let wait = if p.waiters.is_empty() && !rescan_due {
             timeout
         } else {
             Duration::ZERO
@@ -209,15 +210,20 @@ fn indexer_loop(
         while let Ok(m) = rx.try_recv() {
             take(m, &mut p);
         }
-        if missed.swap(false, Ordering::AcqRel) {
-            // Notes were dropped for lack of room: find their traces on disk.
+        // Notes were dropped for lack of room: once caught up with the queue, find their
+        // traces on disk (a bounded number at a time, so a backlog never makes a scan
+        // per note or an unbounded queue).
+        if p.queue.is_empty() && missed.swap(false, Ordering::AcqRel) {
             let Some(inner) = store.upgrade() else {
                 return;
             };
-            match (EmbeddedStore { inner }).dirty_traces() {
-                Ok(keys) => {
+            match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
+                Ok((keys, more)) => {
                     for (t, id) in keys {
                         take(IndexMsg::Dirty(t, id, Parsed::new()), &mut p);
+                    }
+                    if more {
+                        missed.store(true, Ordering::Release);
                     }
                 }
                 Err(e) => {
@@ -401,15 +407,16 @@ impl EmbeddedStore {
             }),
         };
         // Traces written but not indexed before the last stop.
-        let recovered = store.dirty_traces()?.len();
-        if recovered > 0 {
+        let (recovered, more) = store.dirty_traces(MAX_PENDING_TRACES)?;
+        if !recovered.is_empty() {
             store
                 .inner
                 .indexer
                 .missed
                 .store(true, std::sync::atomic::Ordering::Release);
             tracing::info!(
-                traces = recovered,
+                traces = recovered.len(),
+                more,
                 "re-indexing traces written before the last stop"
             );
         }
@@ -453,9 +460,13 @@ impl EmbeddedStore {
     }
 
     /// Every trace with a durable dirty marker.
-    fn dirty_traces(&self) -> Result<Vec<(TenantId, TraceId)>, StoreError> {
+    /// Up to `limit` traces with a durable dirty marker, and whether there are more.
+    fn dirty_traces(&self, limit: usize) -> Result<(Vec<(TenantId, TraceId)>, bool), StoreError> {
         let mut out = Vec::new();
         for kv in self.inner.dirty.iter() {
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
             let k = kv.key()?;
             let n = usize::from(*k.first().unwrap_or(&0));
             if k.len() != 1 + n + 16 {
@@ -467,7 +478,7 @@ impl EmbeddedStore {
             };
             out.push((tenant, TraceId::from_bytes(tb)));
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// Waits until every trace written before the call is indexed (summaries and
@@ -632,19 +643,31 @@ impl EmbeddedStore {
             };
             let mut current: Vec<Segment> = Vec::new();
             for kv in parts.docs.prefix(&tk) {
-                let (k, v) = kv.into_inner()?;
-                let Ok(idb) = <[u8; 8]>::try_from(&k[tk.len()..]) else {
+                let doc_id = |k: &[u8]| {
+                    <[u8; 8]>::try_from(&k[tk.len()..])
+                        .ok()
+                        .map(u64::from_be_bytes)
+                };
+                // Documents already parsed in memory are not read back (their values
+                // live in blob files, so skipping them saves real I/O).
+                let known = |k: &[u8]| {
+                    doc_id(k).is_some_and(|id| parsed.as_ref().is_some_and(|p| p.contains_key(&id)))
+                };
+                let (k, v) = kv.into_inner_if(|k| !known(k))?;
+                let Some(id) = doc_id(&k) else {
                     continue;
                 };
-                if let Some(seg) = parsed
-                    .as_mut()
-                    .and_then(|p| p.remove(&u64::from_be_bytes(idb)))
-                {
-                    current.push(seg);
-                    continue;
+                match v {
+                    None => {
+                        if let Some(seg) = parsed.as_mut().and_then(|p| p.remove(&id)) {
+                            current.push(seg);
+                        }
+                    }
+                    Some(v) => {
+                        let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
+                        current.push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
+                    }
                 }
-                let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
-                current.push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
             }
             let segs: Vec<&Segment> = current.iter().collect();
             let Some(derived) = derive(*trace, &segs) else {
