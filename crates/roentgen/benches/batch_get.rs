@@ -24,6 +24,21 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12)
+}
+
 fn trace_id(now: u64, t: u64) -> String {
     // Spread start times over the last hour.
     format!("1-{:08x}-{:024x}", now - (t % 3600), t + 1)
@@ -110,6 +125,25 @@ fn main() {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // Measure at rest: wait for the server's background work (flushes, compactions of
+    // what was just loaded) to settle, at most two minutes.
+    let settle_start = Instant::now();
+    let mut last = cpu_ticks(child.id());
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now_ticks = cpu_ticks(child.id());
+        let busy = now_ticks.saturating_sub(last);
+        last = now_ticks;
+        // Clock ticks are 1/100 s: under 5 ticks in a second is under 5 % of a core.
+        if busy < 5 || settle_start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    println!(
+        "batch_get: server settled after {:.0}s",
+        settle_start.elapsed().as_secs_f64()
+    );
 
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut lat = Vec::with_capacity(requests as usize);

@@ -68,6 +68,8 @@ struct Inner {
     write_lock: Mutex<()>,
     /// Serializes indexing rounds with retention.
     index_lock: Mutex<()>,
+    /// Taken before `write_lock` and held until a write's notes are sent.
+    notify_lock: Mutex<()>,
     seq: AtomicU64,
     dropped_before: AtomicU64,
     indexer: Indexer,
@@ -92,33 +94,37 @@ type Parsed = BTreeMap<u64, Segment>;
 const MAX_PARSED_IN_MEMORY: usize = 10_000;
 
 enum IndexMsg {
-    Dirty(TenantId, TraceId, Parsed),
+    /// Documents of a trace were written; `Some` carries every one of them (parsed),
+    /// `None` (after a restart) says to read them from the store.
+    Dirty(TenantId, TraceId, Option<Parsed>),
     Flush(std::sync::mpsc::Sender<()>),
     Stop,
 }
 
-/// Most notes waiting in the indexer's channel. When it is full, writes set
-/// `missed` instead of waiting, and the indexer later finds those traces by scanning the
-/// durable dirty markers: memory stays bounded and nothing is lost.
+/// Most notes waiting in the indexer's channel. When it is full, writes wait (the
+/// ingest queue in front of the store absorbs it, then sheds load with counted drops):
+/// notes are never lost, which is what lets the indexer trust a note's documents to be
+/// the whole of a new trace.
 const INDEX_CHANNEL: usize = 2_048;
 
 /// The handle on the indexer thread.
 struct Indexer {
     tx: Mutex<std::sync::mpsc::SyncSender<IndexMsg>>,
+    /// Set when traces are waiting on disk only (after a restart): the indexer scans
+    /// the dirty markers for them.
     missed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Indexer {
     fn notify(&self, tenant: &TenantId, traces: impl IntoIterator<Item = (TraceId, Parsed)>) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (t, parsed) in traces {
-            match tx.try_send(IndexMsg::Dirty(tenant.clone(), t, parsed)) {
-                Ok(()) => {}
-                Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                    self.missed.store(true, Ordering::Release);
-                }
+            if tx
+                .send(IndexMsg::Dirty(tenant.clone(), t, Some(parsed)))
+                .is_err()
+            {
                 // The store is closing; the markers remain on disk.
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                return;
             }
         }
     }
@@ -155,25 +161,26 @@ fn indexer_loop(
         match msg {
             IndexMsg::Dirty(t, id, docs) => {
                 let key = (t, id);
-                let room = p.in_memory + docs.len() <= MAX_PARSED_IN_MEMORY;
-                match p.parsed.get_mut(&key) {
-                    Some(Some(known)) if room => {
+                let n = docs.as_ref().map_or(0, BTreeMap::len);
+                let room = docs.is_some() && p.in_memory + n <= MAX_PARSED_IN_MEMORY;
+                match (p.parsed.get_mut(&key), docs) {
+                    (Some(Some(known)), Some(docs)) if room => {
                         for (k, v) in docs {
                             if known.insert(k, v).is_none() {
                                 p.in_memory += 1;
                             }
                         }
                     }
-                    Some(Some(known)) => {
+                    (Some(Some(known)), _) => {
                         p.in_memory -= known.len();
                         p.parsed.insert(key, None);
                     }
-                    Some(None) => {}
-                    None => {
+                    (Some(None), _) => {}
+                    (None, docs) => {
                         p.queue.push_back((key.clone(), Instant::now()));
                         if room {
-                            p.in_memory += docs.len();
-                            p.parsed.insert(key, Some(docs));
+                            p.in_memory += n;
+                            p.parsed.insert(key, docs);
                         } else {
                             p.parsed.insert(key, None);
                         }
@@ -220,7 +227,7 @@ fn indexer_loop(
             match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
                 Ok((keys, more)) => {
                     for (t, id) in keys {
-                        take(IndexMsg::Dirty(t, id, Parsed::new()), &mut p);
+                        take(IndexMsg::Dirty(t, id, None), &mut p);
                     }
                     if more {
                         missed.store(true, Ordering::Release);
@@ -260,7 +267,10 @@ fn indexer_loop(
             let Some(inner) = store.upgrade() else {
                 return;
             };
-            if let Err(e) = (EmbeddedStore { inner }).index_blocking(round) {
+            // While traces from before a restart may still be waiting on disk only, no
+            // note can be trusted to hold a whole trace.
+            let notes_complete = !missed.load(Ordering::Acquire);
+            if let Err(e) = (EmbeddedStore { inner }).index_blocking(round, notes_complete) {
                 // The markers stay on disk; the next start retries them.
                 tracing::error!("failed to index traces: {e}");
             }
@@ -381,7 +391,10 @@ impl EmbeddedStore {
                 days.insert(day, Self::open_day(&db, day)?);
             }
         }
-        let dirty = db.keyspace("dirty", KeyspaceCreateOptions::default)?;
+        // Markers come and go: a small memtable keeps their tombstones from holding memory.
+        let dirty = db.keyspace("dirty", || {
+            KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024)
+        })?;
         let (tx, rx) = std::sync::mpsc::sync_channel(INDEX_CHANNEL);
         let missed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seq = SystemTime::now()
@@ -396,6 +409,7 @@ impl EmbeddedStore {
                 days: RwLock::new(days),
                 write_lock: Mutex::new(()),
                 index_lock: Mutex::new(()),
+                notify_lock: Mutex::new(()),
                 seq: AtomicU64::new(seq),
                 dropped_before: AtomicU64::new(0),
                 indexer: Indexer {
@@ -569,6 +583,11 @@ impl EmbeddedStore {
         let doc_count = docs.len();
         let mut traces: Vec<(TraceId, Parsed)> = Vec::new();
         let mut slots: HashMap<TraceId, usize> = HashMap::new();
+        let _notify = self
+            .inner
+            .notify_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let _guard = self
             .inner
             .write_lock
@@ -605,8 +624,11 @@ impl EmbeddedStore {
         }
         batch.commit()?;
         let trace_count = traces.len();
-        // Under the write lock, so the indexer sees notes in commit order.
+        // Notes go out in commit order (the notify lock is held from before the write
+        // lock), but without the write lock, which the indexer needs to finish a round.
+        drop(_guard);
         self.inner.indexer.notify(tenant, traces);
+        drop(_notify);
         Ok(WriteOutcome {
             documents: doc_count,
             traces: trace_count,
@@ -617,6 +639,7 @@ impl EmbeddedStore {
     fn index_blocking(
         &self,
         traces: Vec<(TenantId, TraceId, Option<Parsed>)>,
+        notes_complete: bool,
     ) -> Result<(), StoreError> {
         let _index = self
             .inner
@@ -641,41 +664,53 @@ impl EmbeddedStore {
             let Some(parts) = self.day(day) else {
                 continue;
             };
+            let old = match parts.sums.get(&tk)? {
+                Some(v) => Some(decode_record(&v)?),
+                None => None,
+            };
             let mut current: Vec<Segment> = Vec::new();
-            for kv in parts.docs.prefix(&tk) {
-                let doc_id = |k: &[u8]| {
-                    <[u8; 8]>::try_from(&k[tk.len()..])
-                        .ok()
-                        .map(u64::from_be_bytes)
-                };
-                // Documents already parsed in memory are not read back (their values
-                // live in blob files, so skipping them saves real I/O).
-                let known = |k: &[u8]| {
-                    doc_id(k).is_some_and(|id| parsed.as_ref().is_some_and(|p| p.contains_key(&id)))
-                };
-                let (k, v) = kv.into_inner_if(|k| !known(k))?;
-                let Some(id) = doc_id(&k) else {
-                    continue;
-                };
-                match v {
-                    None => {
-                        if let Some(seg) = parsed.as_mut().and_then(|p| p.remove(&id)) {
-                            current.push(seg);
+            match (&old, parsed.take()) {
+                // Never indexed, and the notes since process start carried every
+                // document: they are the whole trace, no need to read the store.
+                (None, Some(all)) if notes_complete => current.extend(all.into_values()),
+                (_, known) => {
+                    parsed = known;
+                    for kv in parts.docs.prefix(&tk) {
+                        let doc_id = |k: &[u8]| {
+                            <[u8; 8]>::try_from(&k[tk.len()..])
+                                .ok()
+                                .map(u64::from_be_bytes)
+                        };
+                        // Documents already parsed in memory are not read back (their values
+                        // live in blob files, so skipping them saves real I/O).
+                        let known = |k: &[u8]| {
+                            doc_id(k).is_some_and(|id| {
+                                parsed.as_ref().is_some_and(|p| p.contains_key(&id))
+                            })
+                        };
+                        let (k, v) = kv.into_inner_if(|k| !known(k))?;
+                        let Some(id) = doc_id(&k) else {
+                            continue;
+                        };
+                        match v {
+                            None => {
+                                if let Some(seg) = parsed.as_mut().and_then(|p| p.remove(&id)) {
+                                    current.push(seg);
+                                }
+                            }
+                            Some(v) => {
+                                let raw =
+                                    std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
+                                current
+                                    .push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
+                            }
                         }
-                    }
-                    Some(v) => {
-                        let raw = std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
-                        current.push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
                     }
                 }
             }
             let segs: Vec<&Segment> = current.iter().collect();
             let Some(derived) = derive(*trace, &segs) else {
                 continue;
-            };
-            let old = match parts.sums.get(&tk)? {
-                Some(v) => Some(decode_record(&v)?),
-                None => None,
             };
             let (revision, old_graph, old_services) = match &old {
                 Some((s, g)) => (

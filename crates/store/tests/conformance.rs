@@ -437,3 +437,45 @@ fn embedded_survives_reopen() {
         .expect("read");
     assert!(got[0].summary.is_some(), "derived after restart");
 }
+
+/// A trace written before a stop and not yet indexed, then written to again right after
+/// the restart: the summary covers both documents (the new note alone is not the trace).
+#[test]
+fn embedded_reindexes_old_documents_with_new_ones_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tid = trace(9, T0);
+    let id: TraceId = tid.parse().expect("id");
+    let t = TenantId::default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let a = seg(
+            &tid,
+            1,
+            "web",
+            None,
+            f64::from(T0),
+            Some(f64::from(T0) + 1.0),
+            "",
+        );
+        rt.block_on(store.write(&t, vec![a])).expect("write");
+        // Dropped at once: the indexer waits INDEX_DELAY, so A is not indexed.
+    }
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
+    let b = seg(
+        &tid,
+        2,
+        "api",
+        Some(1),
+        f64::from(T0) + 0.1,
+        Some(f64::from(T0) + 0.5),
+        "",
+    );
+    rt.block_on(store.write(&t, vec![b])).expect("write");
+    rt.block_on(store.sync_index()).expect("index");
+    let got = rt.block_on(store.get_traces(&t, &[id])).expect("read");
+    let s = got[0].summary.as_ref().expect("summary");
+    assert_eq!(got[0].documents.len(), 2);
+    assert_eq!(s.summary.document_count, 2, "{:?}", s.summary);
+    assert!(s.summary.has_service("web") && s.summary.has_service("api"));
+}
