@@ -96,7 +96,8 @@ const MAX_PARSED_IN_MEMORY: usize = 10_000;
 enum IndexMsg {
     /// Documents of a trace were written; `Some` carries every one of them (parsed),
     /// `None` (after a restart) says to read them from the store.
-    Dirty(TenantId, TraceId, Option<Parsed>),
+    /// The `u64` is the write's sequence number, the value its dirty marker holds.
+    Dirty(TenantId, TraceId, Option<Parsed>, u64),
     Flush(std::sync::mpsc::Sender<()>),
     Stop,
 }
@@ -116,11 +117,16 @@ struct Indexer {
 }
 
 impl Indexer {
-    fn notify(&self, tenant: &TenantId, traces: impl IntoIterator<Item = (TraceId, Parsed)>) {
+    fn notify(
+        &self,
+        tenant: &TenantId,
+        traces: impl IntoIterator<Item = (TraceId, Parsed)>,
+        seq: u64,
+    ) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (t, parsed) in traces {
             if tx
-                .send(IndexMsg::Dirty(tenant.clone(), t, Some(parsed)))
+                .send(IndexMsg::Dirty(tenant.clone(), t, Some(parsed), seq))
                 .is_err()
             {
                 // The store is closing; the markers remain on disk.
@@ -150,39 +156,44 @@ fn indexer_loop(
     type Queue = VecDeque<(Key, Instant)>;
     struct Pending {
         queue: Queue,
-        /// Queued traces with the parsed documents known so far (`None`: parse them all
-        /// from the store, memory was short).
-        parsed: HashMap<Key, Option<Parsed>>,
+        /// Queued traces with the parsed documents known so far (`None`: read them all
+        /// from the store) and the newest write sequence number among their notes.
+        parsed: HashMap<Key, (Option<Parsed>, u64)>,
         in_memory: usize,
         waiters: Vec<std::sync::mpsc::Sender<()>>,
         stop: bool,
     }
     fn take(msg: IndexMsg, p: &mut Pending) {
         match msg {
-            IndexMsg::Dirty(t, id, docs) => {
+            IndexMsg::Dirty(t, id, docs, seq) => {
                 let key = (t, id);
                 let n = docs.as_ref().map_or(0, BTreeMap::len);
                 let room = docs.is_some() && p.in_memory + n <= MAX_PARSED_IN_MEMORY;
-                match (p.parsed.get_mut(&key), docs) {
-                    (Some(Some(known)), Some(docs)) if room => {
-                        for (k, v) in docs {
-                            if known.insert(k, v).is_none() {
-                                p.in_memory += 1;
+                match p.parsed.get_mut(&key) {
+                    Some((known, max_seq)) => {
+                        *max_seq = (*max_seq).max(seq);
+                        match (known.as_mut(), docs) {
+                            (Some(known), Some(docs)) if room => {
+                                for (k, v) in docs {
+                                    if known.insert(k, v).is_none() {
+                                        p.in_memory += 1;
+                                    }
+                                }
                             }
+                            (Some(k), _) => {
+                                p.in_memory -= k.len();
+                                *known = None;
+                            }
+                            (None, _) => {}
                         }
                     }
-                    (Some(Some(known)), _) => {
-                        p.in_memory -= known.len();
-                        p.parsed.insert(key, None);
-                    }
-                    (Some(None), _) => {}
-                    (None, docs) => {
+                    None => {
                         p.queue.push_back((key.clone(), Instant::now()));
                         if room {
                             p.in_memory += n;
-                            p.parsed.insert(key, docs);
+                            p.parsed.insert(key, (docs, seq));
                         } else {
-                            p.parsed.insert(key, None);
+                            p.parsed.insert(key, (None, seq));
                         }
                     }
                 }
@@ -227,7 +238,7 @@ fn indexer_loop(
             match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
                 Ok((keys, more)) => {
                     for (t, id) in keys {
-                        take(IndexMsg::Dirty(t, id, None), &mut p);
+                        take(IndexMsg::Dirty(t, id, None, 0), &mut p);
                     }
                     if more {
                         missed.store(true, Ordering::Release);
@@ -256,9 +267,9 @@ fn indexer_loop(
                 if let Some((key, _)) = p.queue.pop_front() {
                     // Taken out before indexing, so a write during the round queues it
                     // again.
-                    let parsed = p.parsed.remove(&key).flatten();
+                    let (parsed, max_seq) = p.parsed.remove(&key).unwrap_or((None, 0));
                     p.in_memory -= parsed.as_ref().map_or(0, BTreeMap::len);
-                    round.push((key.0, key.1, parsed));
+                    round.push((key.0, key.1, parsed, max_seq));
                 }
             }
             if round.is_empty() {
@@ -314,46 +325,77 @@ fn now_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Summary record value: 4-byte length of the summary JSON, the summary JSON, then the
-/// trace's graph contribution JSON (read only by writes, skipped by queries).
-fn encode_record(stored: &StoredSummary, graph: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
+/// Summary record value: the summary JSON (4-byte length first), the ids of the
+/// documents it was derived from (4-byte count, then 8 bytes each), then the trace's
+/// graph contribution JSON. Queries read only the summary; the ids let the indexer and
+/// `get_traces` use point reads instead of prefix scans (which cannot use bloom
+/// filters and touch every table).
+fn encode_record(stored: &StoredSummary, ids: &[u64], graph: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
     // Serializing plain data structures to a Vec cannot fail.
     let s = serde_json::to_vec(stored).unwrap_or_default();
     let g = serde_json::to_vec(graph).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + s.len() + g.len());
+    let mut out = Vec::with_capacity(8 + s.len() + ids.len() * 8 + g.len());
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(&s);
+    out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_be_bytes());
+    }
     out.extend_from_slice(&g);
     out
 }
 
-fn split_record(v: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
-    if v.len() < 4 {
-        return Err(corrupt("summary", "record shorter than its header"));
-    }
-    let n = u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as usize;
-    if v.len() < 4 + n {
-        return Err(corrupt("summary", "record shorter than its length"));
-    }
-    Ok((&v[4..4 + n], &v[4 + n..]))
+/// The three parts of a summary record.
+struct RecordParts<'a> {
+    summary: &'a [u8],
+    ids: &'a [u8],
+    graph: &'a [u8],
+}
+
+fn split_record(v: &[u8]) -> Result<RecordParts<'_>, StoreError> {
+    let short = || corrupt("summary", "record shorter than its lengths");
+    let len_at = |at: usize| -> Result<usize, StoreError> {
+        let b: [u8; 4] = v
+            .get(at..at + 4)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?;
+        Ok(u32::from_be_bytes(b) as usize)
+    };
+    let n = len_at(0)?;
+    let summary = v.get(4..4 + n).ok_or_else(short)?;
+    let count = len_at(4 + n)?;
+    let ids_start = 8 + n;
+    let ids = v.get(ids_start..ids_start + count * 8).ok_or_else(short)?;
+    let graph = v.get(ids_start + count * 8..).ok_or_else(short)?;
+    Ok(RecordParts {
+        summary,
+        ids,
+        graph,
+    })
 }
 
 fn decode_summary(v: &[u8]) -> Result<StoredSummary, StoreError> {
-    let (s, _) = split_record(v)?;
-    serde_json::from_slice(s).map_err(|e| corrupt("summary", e))
+    serde_json::from_slice(split_record(v)?.summary).map_err(|e| corrupt("summary", e))
+}
+
+fn decode_ids(ids: &[u8]) -> Vec<u64> {
+    ids.chunks_exact(8)
+        .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
+        .collect()
 }
 
 type GraphRows = Vec<(u64, GraphKey, Stats)>;
 
-fn decode_record(v: &[u8]) -> Result<(StoredSummary, GraphRows), StoreError> {
-    let (s, g) = split_record(v)?;
-    let stored = serde_json::from_slice(s).map_err(|e| corrupt("summary", e))?;
-    let graph = if g.is_empty() {
+fn decode_record(v: &[u8]) -> Result<(StoredSummary, Vec<u64>, GraphRows), StoreError> {
+    let parts = split_record(v)?;
+    let stored = serde_json::from_slice(parts.summary).map_err(|e| corrupt("summary", e))?;
+    let graph = if parts.graph.is_empty() {
         Vec::new()
     } else {
-        serde_json::from_slice(g).map_err(|e| corrupt("summary graph", e))?
+        serde_json::from_slice(parts.graph).map_err(|e| corrupt("summary graph", e))?
     };
-    Ok((stored, graph))
+    Ok((stored, decode_ids(parts.ids), graph))
 }
 
 fn config_key(tenant: &TenantId, kind: ConfigKind, name: Option<&str>) -> Vec<u8> {
@@ -593,7 +635,8 @@ impl EmbeddedStore {
             .write_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let seq_no = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let seq = seq_no.to_be_bytes();
         let mut batch = self
             .inner
             .db
@@ -627,7 +670,7 @@ impl EmbeddedStore {
         // Notes go out in commit order (the notify lock is held from before the write
         // lock), but without the write lock, which the indexer needs to finish a round.
         drop(_guard);
-        self.inner.indexer.notify(tenant, traces);
+        self.inner.indexer.notify(tenant, traces, seq_no);
         drop(_notify);
         Ok(WriteOutcome {
             documents: doc_count,
@@ -638,7 +681,7 @@ impl EmbeddedStore {
     /// Re-derives the summaries and rollups of `traces` (the indexer's work).
     fn index_blocking(
         &self,
-        traces: Vec<(TenantId, TraceId, Option<Parsed>)>,
+        traces: Vec<(TenantId, TraceId, Option<Parsed>, u64)>,
         notes_complete: bool,
     ) -> Result<(), StoreError> {
         let _index = self
@@ -650,13 +693,20 @@ impl EmbeddedStore {
         let dropped_before = self.inner.dropped_before.load(Ordering::Relaxed);
         let mut batch = self.inner.db.batch();
         let mut deltas: BTreeMap<(Vec<u8>, u64, GraphKey), Stats> = BTreeMap::new();
-        let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>)> = Vec::new();
-        for (tenant, trace, mut parsed) in traces {
+        // (key, marker as read, whether this round may clear it)
+        let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>, bool)> = Vec::new();
+        for (tenant, trace, parsed, max_seq) in traces {
             let trace = &trace;
             let tp = tenant.prefix();
             let tk = trace_key(&tp, trace);
             let marker = self.inner.dirty.get(&tk)?;
-            markers.push((tk.clone(), marker));
+            let marker_seq = marker
+                .as_deref()
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map(u64::from_be_bytes);
+            let marker_at = markers.len();
+            // Traces of dropped days have nothing left to index: their markers go.
+            markers.push((tk.clone(), marker, true));
             let day = day_of(u64::from(trace.epoch_seconds()));
             if day_start(day) + 86_400 <= dropped_before {
                 continue;
@@ -668,52 +718,74 @@ impl EmbeddedStore {
                 Some(v) => Some(decode_record(&v)?),
                 None => None,
             };
-            let mut current: Vec<Segment> = Vec::new();
-            match (&old, parsed.take()) {
-                // Never indexed, and the notes since process start carried every
-                // document: they are the whole trace, no need to read the store.
-                (None, Some(all)) if notes_complete => current.extend(all.into_values()),
-                (_, known) => {
-                    parsed = known;
+            // The documents of the trace, by id: from the notes when they are known to
+            // be complete (with the record's ids for what earlier rounds saw), else from
+            // a prefix scan of the store.
+            let mut current: BTreeMap<u64, Segment> = BTreeMap::new();
+            let clears = match (notes_complete, parsed) {
+                (true, Some(notes)) => {
+                    current = notes;
+                    if let Some((_, ids, _)) = &old {
+                        for id in ids {
+                            if current.contains_key(id) {
+                                continue;
+                            }
+                            if let Some(v) = parts.docs.get(doc_key(&tp, trace, *id))? {
+                                let raw =
+                                    std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
+                                let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
+                                current.insert(*id, seg);
+                            }
+                        }
+                    }
+                    // A write whose note is not in this round (it was sent after the
+                    // round began) keeps the marker for the next round.
+                    marker_seq.is_none_or(|m| m <= max_seq)
+                }
+                (_, mut known) => {
                     for kv in parts.docs.prefix(&tk) {
                         let doc_id = |k: &[u8]| {
                             <[u8; 8]>::try_from(&k[tk.len()..])
                                 .ok()
                                 .map(u64::from_be_bytes)
                         };
-                        // Documents already parsed in memory are not read back (their values
-                        // live in blob files, so skipping them saves real I/O).
-                        let known = |k: &[u8]| {
+                        // Documents already parsed in memory are not read back (their
+                        // values live in blob files, so skipping them saves real I/O).
+                        let in_memory = |k: &[u8]| {
                             doc_id(k).is_some_and(|id| {
-                                parsed.as_ref().is_some_and(|p| p.contains_key(&id))
+                                known.as_ref().is_some_and(|p| p.contains_key(&id))
                             })
                         };
-                        let (k, v) = kv.into_inner_if(|k| !known(k))?;
+                        let (k, v) = kv.into_inner_if(|k| !in_memory(k))?;
                         let Some(id) = doc_id(&k) else {
                             continue;
                         };
                         match v {
                             None => {
-                                if let Some(seg) = parsed.as_mut().and_then(|p| p.remove(&id)) {
-                                    current.push(seg);
+                                if let Some(seg) = known.as_mut().and_then(|p| p.remove(&id)) {
+                                    current.insert(id, seg);
                                 }
                             }
                             Some(v) => {
                                 let raw =
                                     std::str::from_utf8(&v).map_err(|e| corrupt("document", e))?;
-                                current
-                                    .push(parse_segment(raw).map_err(|e| corrupt("document", e))?);
+                                let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
+                                current.insert(id, seg);
                             }
                         }
                     }
+                    // The scan saw every write committed before the marker was read.
+                    true
                 }
-            }
-            let segs: Vec<&Segment> = current.iter().collect();
+            };
+            markers[marker_at].2 = clears;
+            let ids: Vec<u64> = current.keys().copied().collect();
+            let segs: Vec<&Segment> = current.values().collect();
             let Some(derived) = derive(*trace, &segs) else {
                 continue;
             };
             let (revision, old_graph, old_services) = match &old {
-                Some((s, g)) => (
+                Some((s, _, g)) => (
                     s.revision.saturating_add(1),
                     g.as_slice(),
                     s.summary.services.as_slice(),
@@ -747,7 +819,7 @@ impl EmbeddedStore {
                 revision,
                 updated_at: now,
             };
-            batch.insert(&parts.sums, tk, encode_record(&stored, &new_graph));
+            batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
         // is safe.
@@ -781,8 +853,8 @@ impl EmbeddedStore {
             .write_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for (key, seen) in markers {
-            if self.inner.dirty.get(&key)? == seen {
+        for (key, seen, clears) in markers {
+            if clears && self.inner.dirty.get(&key)? == seen {
                 batch.remove(&self.inner.dirty, key);
             }
         }
@@ -802,22 +874,35 @@ impl EmbeddedStore {
                 continue;
             };
             let tk = trace_key(&tp, id);
+            let record = parts.sums.get(&tk)?;
             let mut documents = Vec::new();
-            for kv in parts.docs.prefix(&tk) {
-                let (k, v) = kv.into_inner()?;
-                if k.len() != tk.len() + 8 {
-                    continue;
+            let raw_doc =
+                |v: &[u8]| String::from_utf8(v.to_vec()).map_err(|e| corrupt("document", e));
+            match &record {
+                // Indexed and nothing written since: the record lists every document,
+                // and point reads (bloom-filtered) beat a prefix scan of every table.
+                Some(rec) if !self.inner.dirty.contains_key(&tk)? => {
+                    for doc in decode_ids(split_record(rec)?.ids) {
+                        if let Some(v) = parts.docs.get(doc_key(&tp, id, doc))? {
+                            documents.push((SegmentId(doc), raw_doc(&v)?));
+                        }
+                    }
                 }
-                let mut idb = [0u8; 8];
-                idb.copy_from_slice(&k[tk.len()..]);
-                let raw = String::from_utf8(v.to_vec()).map_err(|e| corrupt("document", e))?;
-                documents.push((SegmentId(u64::from_be_bytes(idb)), raw));
+                _ => {
+                    for kv in parts.docs.prefix(&tk) {
+                        let (k, v) = kv.into_inner()?;
+                        let Ok(idb) = <[u8; 8]>::try_from(&k[tk.len()..]) else {
+                            continue;
+                        };
+                        documents.push((SegmentId(u64::from_be_bytes(idb)), raw_doc(&v)?));
+                    }
+                }
             }
             if documents.is_empty() {
                 continue;
             }
-            let summary = match parts.sums.get(&tk)? {
-                Some(v) => Some(decode_summary(&v)?),
+            let summary = match &record {
+                Some(v) => Some(decode_summary(v)?),
                 None => None,
             };
             out.push(StoredTrace {

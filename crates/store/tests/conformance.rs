@@ -121,6 +121,45 @@ async fn in_progress_then_complete_bumps_revision<S: Store>(store: S) {
     assert_eq!(s.revision, 2);
 }
 
+async fn late_segments_join_their_trace<S: Store>(store: S) {
+    let t = TenantId::default();
+    let tid = trace(12, T0);
+    let id: TraceId = tid.parse().expect("id");
+    let start = f64::from(T0);
+    // Three rounds of indexing, each adding a document to the same trace; reads between
+    // and after must return every document (point reads from the record's ids once the
+    // trace is indexed, a scan while it is not).
+    for (n, name) in [(1u64, "web"), (2, "api"), (3, "db")] {
+        let parent = (n > 1).then_some(n - 1);
+        let d = seg(
+            &tid,
+            n,
+            name,
+            parent,
+            start + n as f64 * 0.01,
+            Some(start + 1.0),
+            "",
+        );
+        store.write(&t, vec![d]).await.expect("write");
+        let got = store.get_traces(&t, &[id]).await.expect("read");
+        assert_eq!(
+            got[0].documents.len(),
+            n as usize,
+            "before indexing, round {n}"
+        );
+        store.sync_index().await.expect("index");
+        let got = store.get_traces(&t, &[id]).await.expect("read");
+        assert_eq!(
+            got[0].documents.len(),
+            n as usize,
+            "after indexing, round {n}"
+        );
+        let s = got[0].summary.as_ref().expect("summary");
+        assert_eq!(s.summary.document_count, n as usize);
+        assert_eq!(s.revision, n as u32);
+    }
+}
+
 async fn paging_visits_every_trace_once_newest_first<S: Store>(store: S) {
     let t = TenantId::default();
     let mut docs = Vec::new();
@@ -393,6 +432,7 @@ macro_rules! embedded {
 
 embedded!(
     write_then_read_verbatim,
+    late_segments_join_their_trace,
     in_progress_then_complete_bumps_revision,
     paging_visits_every_trace_once_newest_first,
     tenants_are_isolated,
