@@ -79,7 +79,7 @@ struct Inner {
 
 /// How long the indexer waits after a trace's first new document before deriving it,
 /// so that the segments of one request arriving together are derived once.
-pub const INDEX_DELAY: Duration = Duration::from_millis(300);
+pub const INDEX_DELAY: Duration = Duration::from_millis(100);
 /// Most traces waiting for the indexer before it stops waiting out [`INDEX_DELAY`].
 const MAX_PENDING_TRACES: usize = 50_000;
 /// Most traces derived in one indexing batch.
@@ -225,8 +225,13 @@ fn indexer_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        while let Ok(m) = rx.try_recv() {
-            take(m, &mut p);
+        // Take notes while parsed documents fit in half the budget; the rest wait in the
+        // bounded channel (and so hold back writers) until a round frees memory.
+        while p.in_memory <= MAX_PARSED_IN_MEMORY / 2 {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut p),
+                Err(_) => break,
+            }
         }
         // Notes were dropped for lack of room: once caught up with the queue, find their
         // traces on disk (a bounded number at a time, so a backlog never makes a scan
@@ -257,7 +262,10 @@ fn indexer_loop(
             while round.len() < INDEX_ROUND {
                 let due = match p.queue.front() {
                     Some((_, at)) => {
-                        flushing || p.queue.len() > MAX_PENDING_TRACES || *at + INDEX_DELAY <= now
+                        flushing
+                            || p.queue.len() > MAX_PENDING_TRACES
+                            || p.in_memory > MAX_PARSED_IN_MEMORY / 2
+                            || *at + INDEX_DELAY <= now
                     }
                     None => false,
                 };
@@ -295,6 +303,17 @@ fn indexer_loop(
             return;
         }
     }
+}
+
+/// Keyspace options for point reads at scale: bloom filters stay in memory at every
+/// level (about 1.25 bytes per key), and index blocks are partitioned, so a lookup
+/// never loads a whole multi-megabyte filter or index block of a large table (which is
+/// what made `BatchGetTraces` take milliseconds at 10 million segments).
+fn point_read_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default()
+        .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+        .index_block_partitioning_policy(fjall::config::PartitioningPolicy::all(true))
+        .filter_block_partitioning_policy(fjall::config::PartitioningPolicy::all(false))
 }
 
 /// The embedded store. Cheap to clone.
@@ -435,7 +454,7 @@ impl EmbeddedStore {
         }
         // Markers come and go: a small memtable keeps their tombstones from holding memory.
         let dirty = db.keyspace("dirty", || {
-            KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024)
+            point_read_options().max_memtable_size(4 * 1024 * 1024)
         })?;
         let (tx, rx) = std::sync::mpsc::sync_channel(INDEX_CHANNEL);
         let missed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -547,12 +566,12 @@ impl EmbeddedStore {
     fn open_day(db: &Database, day: u32) -> Result<DayParts, StoreError> {
         let ks = |p: &str| {
             db.keyspace(&format!("{p}{day}"), || {
-                KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024)
+                point_read_options().max_memtable_size(8 * 1024 * 1024)
             })
         };
         // Documents are large and written once: keep them out of the LSM's compactions.
         let docs = db.keyspace(&format!("{}{day}", PART_PREFIXES[0]), || {
-            KeyspaceCreateOptions::default()
+            point_read_options()
                 .max_memtable_size(16 * 1024 * 1024)
                 .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
         })?;
