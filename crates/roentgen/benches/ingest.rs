@@ -11,14 +11,18 @@
 #![allow(missing_docs)]
 
 use std::io::IoSlice;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 
 const SEND_BATCH: usize = 32;
+
+#[path = "../tests/util/mod.rs"]
+mod util;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use util::free_port;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -27,28 +31,8 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = t.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn metric(http: &str, name: &str) -> f64 {
-    let Ok(r) = reqwest::blocking::get(format!("http://{http}/metrics")) else {
-        return -1.0;
-    };
-    let text = r.text().unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    util::scrape(http, name).unwrap_or(-1.0)
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {

@@ -55,21 +55,7 @@ fn acknowledged_segments_survive_kill_9() {
     // Summaries not yet derived at the kill are derived after the restart.
     let now = util::now();
     wait_for("summaries of all 200 traces after restart", || {
-        let mut n = 0;
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = json!({ "StartTime": now - 120, "EndTime": now + 60 });
-            if let Some(t) = &token {
-                req["NextToken"] = json!(t);
-            }
-            let (_, body) = s.post("/TraceSummaries", &req);
-            n += body["TraceSummaries"].as_array().map_or(0, Vec::len);
-            match body.get("NextToken").and_then(|v| v.as_str()) {
-                Some(t) => token = Some(t.to_string()),
-                None => break,
-            }
-        }
-        n == 200
+        s.all_summaries(now - 120, now + 60).len() == 200
     });
     s.assert_clean_log(&[]);
 }
@@ -180,26 +166,12 @@ fn summaries_filter_by_service_and_page() {
     // Summaries follow the write within the indexing delay: poll.
     let mut seen = std::collections::BTreeSet::new();
     wait_for("150 summaries", || {
-        seen.clear();
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = json!({ "StartTime": now - 60, "EndTime": now + 60 });
-            if let Some(t) = &token {
-                req["NextToken"] = json!(t);
-            }
-            let (status, body) = s.post("/TraceSummaries", &req);
-            assert_eq!(status, 200, "{body}");
-            for t in body["TraceSummaries"].as_array().expect("list") {
-                assert!(
-                    seen.insert(t["Id"].as_str().expect("id").to_string()),
-                    "seen twice"
-                );
-            }
-            match body.get("NextToken").and_then(|v| v.as_str()) {
-                Some(t) => token = Some(t.to_string()),
-                None => break,
-            }
-        }
+        let ids = s.all_summaries(now - 60, now + 60);
+        seen = ids
+            .iter()
+            .filter_map(|t| t["Id"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(seen.len(), ids.len(), "a trace came back twice");
         seen.len() == 150
     });
     assert_eq!(seen.len(), 150);

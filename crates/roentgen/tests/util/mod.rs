@@ -19,8 +19,8 @@ pub struct Server {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn free_port() -> u16 {
-    // A port free for both TCP and UDP.
+/// A loopback port free for both TCP and UDP.
+pub fn free_port() -> u16 {
     loop {
         let t = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let port = t.local_addr().expect("addr").port();
@@ -145,17 +145,31 @@ impl Server {
 
     /// The sum of every series of a metric (all label sets).
     pub fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::blocking::get(self.url("/metrics"))
-            .expect("metrics")
-            .text()
-            .expect("text");
-        text.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        scrape(&self.http, name).expect("metrics")
+    }
+
+    /// Every summary in `[start, end]`, following `NextToken` to the end.
+    pub fn all_summaries(&self, start: u64, end: u64) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = serde_json::json!({ "StartTime": start, "EndTime": end });
+            if let Some(t) = &token {
+                req["NextToken"] = serde_json::json!(t);
+            }
+            let (status, body) = self.post("/TraceSummaries", &req);
+            assert_eq!(status, 200, "{body}");
+            out.extend(
+                body["TraceSummaries"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            match body.get("NextToken").and_then(|v| v.as_str()) {
+                Some(t) => token = Some(t.to_string()),
+                None => return out,
+            }
+        }
     }
 
     pub fn send_udp(&self, datagrams: &[Vec<u8>]) {
@@ -184,6 +198,24 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The sum of every series of a metric (all label sets) on the server at `http`, or
+/// `None` when it does not answer.
+pub fn scrape(http: &str, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("http://{http}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
 
 pub fn now() -> u64 {
