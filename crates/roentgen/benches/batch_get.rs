@@ -10,8 +10,9 @@
 
 #![allow(missing_docs)]
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+#[path = "../tests/util/mod.rs"]
+mod util;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use roentgen_model::Document;
@@ -96,42 +97,22 @@ fn main() {
         segments as f64 / load_secs
     );
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let http = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roentgen"))
-        .args([
-            "serve",
-            "--http-addr",
-            &http,
-            "--udp-addr",
-            "off",
-            "--tcp-addr",
-            "off",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--log-level", "warn"])
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start roentgen");
+    let mut server = util::Server::start_with(
+        Some(dir.path().to_path_buf()),
+        false,
+        &["--log-level", "warn"],
+    );
+    let http = server.http.clone();
+    let pid = server.pid().as_raw() as u32;
     let client = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("http://{http}/healthz")).send().is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     // Measure at rest: wait for the server's background work (flushes, compactions of
     // what was just loaded) to settle, at most two minutes.
     let settle_start = Instant::now();
-    let mut last = cpu_ticks(child.id());
+    let mut last = cpu_ticks(pid);
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        let now_ticks = cpu_ticks(child.id());
+        let now_ticks = cpu_ticks(pid);
         let busy = now_ticks.saturating_sub(last);
         last = now_ticks;
         // Clock ticks are 1/100 s: under 5 ticks in a second is under 5 % of a core.
@@ -173,6 +154,5 @@ fn main() {
         pct(0.99),
         lat[lat.len() - 1]
     );
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    assert!(server.stop().success(), "roentgen did not stop cleanly");
 }

@@ -20,9 +20,7 @@ const SEND_BATCH: usize = 32;
 
 #[path = "../tests/util/mod.rs"]
 mod util;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use util::free_port;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -66,30 +64,8 @@ fn main() {
     let per_trace = env_or("BENCH_SEGMENTS_PER_TRACE", 5).max(1);
     let total = rate * seconds;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let http = format!("127.0.0.1:{}", free_port());
-    let udp = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roentgen"))
-        .args([
-            "serve",
-            "--http-addr",
-            &http,
-            "--udp-addr",
-            &udp,
-            "--tcp-addr",
-            "off",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--log-level", "warn"])
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start roentgen");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&http, "roentgen_ingest_stored_segments_total") < 0.0 {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = util::Server::start_with(None, true, &["--log-level", "warn"]);
+    let (http, udp) = (server.http.clone(), server.udp.clone());
 
     // Pre-build the datagrams so the sender only sends.
     let now = SystemTime::now()
@@ -177,9 +153,8 @@ fn main() {
     let received = metric(&http, "roentgen_ingest_received_segments_total");
     let rejected = metric(&http, "roentgen_ingest_rejected_segments_total");
     let dropped = metric(&http, "roentgen_ingest_dropped_segments_total");
-    let rss = peak_rss_mb(child.id());
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let rss = peak_rss_mb(server.pid().as_raw() as u32);
+    assert!(server.stop().success(), "roentgen did not stop cleanly");
 
     let lost = total as f64 - stored;
     println!(

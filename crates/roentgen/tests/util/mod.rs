@@ -16,6 +16,8 @@ pub struct Server {
     pub udp: String,
     pub data_dir: PathBuf,
     log: PathBuf,
+    udp_enabled: bool,
+    extra: Vec<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -36,14 +38,22 @@ pub fn bin() -> &'static str {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(None, true, &[])
+    }
+
+    /// A server on `data_dir` (a fresh temporary one when `None`), with or without the
+    /// UDP listener, and extra `serve` flags.
+    pub fn start_with(data_dir: Option<PathBuf>, udp: bool, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let mut s = Self {
             child: None,
             http: format!("127.0.0.1:{}", free_port()),
             udp: format!("127.0.0.1:{}", free_port()),
             data_dir,
             log: dir.path().join("server.log"),
+            udp_enabled: udp,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             _dir: Some(dir),
         };
         s.spawn();
@@ -56,10 +66,12 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("log file");
+        let udp = if self.udp_enabled { &self.udp } else { "off" };
         let child = Command::new(bin())
-            .args(["serve", "--http-addr", &self.http, "--udp-addr", &self.udp])
+            .args(["serve", "--http-addr", &self.http, "--udp-addr", udp])
             .args(["--tcp-addr", "off", "--data-dir"])
             .arg(&self.data_dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
