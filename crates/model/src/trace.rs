@@ -450,6 +450,12 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
     let mut add = |minute: u64, key: GraphKey, stats: Stats| {
         graph.entry((minute, key)).or_default().add(&stats, 1);
     };
+    // The calling subsegment of each parent link, looked up once per segment rather
+    // than searched for (large traces have thousands of entities).
+    let by_id: HashMap<&str, &Segment> = entities
+        .iter()
+        .filter_map(|(e, _)| Some((e.id.as_deref()?, *e)))
+        .collect();
     let mut services: BTreeSet<ServiceKey> = BTreeSet::new();
     let mut answered: BTreeSet<&str> = BTreeSet::new();
     for &i in &segments {
@@ -483,10 +489,9 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
             ),
             Some(p) => {
                 if let Some(&caller) = owner.get(p).filter(|o| **o != i) {
-                    let via = entities
-                        .iter()
-                        .find(|(e, _)| e.id.as_deref() == Some(p))
-                        .map(|(e, _)| *e)
+                    let via = by_id
+                        .get(p)
+                        .copied()
                         .filter(|e| e.end_time.is_some())
                         .unwrap_or(seg);
                     add(

@@ -12,19 +12,13 @@
 
 #[path = "../tests/util/mod.rs"]
 mod util;
+use util::env_or;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use roentgen_model::Document;
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use roentgen_store::{Store, TenantId};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// User + system CPU time of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {

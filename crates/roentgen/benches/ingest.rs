@@ -21,13 +21,7 @@ const SEND_BATCH: usize = 32;
 #[path = "../tests/util/mod.rs"]
 mod util;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use util::env_or;
 
 fn metric(http: &str, name: &str) -> f64 {
     util::scrape(http, name).unwrap_or(-1.0)

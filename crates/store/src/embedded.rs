@@ -417,6 +417,30 @@ fn decode_record(v: &[u8]) -> Result<(StoredSummary, Vec<u64>, GraphRows), Store
     Ok((stored, decode_ids(parts.ids), graph))
 }
 
+/// Every document of one trace (`tk` is the tenant + trace key prefix) by prefix scan,
+/// as `(document id, value)`. Documents whose id `skip` accepts come back without their
+/// value, which is then never read from the blob files. A prefix scan touches every
+/// table, so readers prefer the point reads the summary record's id list allows.
+fn scan_trace_docs(
+    docs: &Keyspace,
+    tk: &[u8],
+    skip: impl Fn(u64) -> bool,
+) -> Result<Vec<(u64, Option<fjall::UserValue>)>, StoreError> {
+    let doc_id = |k: &[u8]| {
+        <[u8; 8]>::try_from(k.get(tk.len()..)?)
+            .ok()
+            .map(u64::from_be_bytes)
+    };
+    let mut out = Vec::new();
+    for kv in docs.prefix(tk) {
+        let (k, v) = kv.into_inner_if(|k| !doc_id(k).is_some_and(&skip))?;
+        if let Some(id) = doc_id(&k) {
+            out.push((id, v));
+        }
+    }
+    Ok(out)
+}
+
 fn config_key(tenant: &TenantId, kind: ConfigKind, name: Option<&str>) -> Vec<u8> {
     let mut k = tenant.prefix();
     k.push(match kind {
@@ -762,23 +786,9 @@ impl EmbeddedStore {
                     marker_seq.is_none_or(|m| m <= max_seq)
                 }
                 (_, mut known) => {
-                    for kv in parts.docs.prefix(&tk) {
-                        let doc_id = |k: &[u8]| {
-                            <[u8; 8]>::try_from(&k[tk.len()..])
-                                .ok()
-                                .map(u64::from_be_bytes)
-                        };
-                        // Documents already parsed in memory are not read back (their
-                        // values live in blob files, so skipping them saves real I/O).
-                        let in_memory = |k: &[u8]| {
-                            doc_id(k).is_some_and(|id| {
-                                known.as_ref().is_some_and(|p| p.contains_key(&id))
-                            })
-                        };
-                        let (k, v) = kv.into_inner_if(|k| !in_memory(k))?;
-                        let Some(id) = doc_id(&k) else {
-                            continue;
-                        };
+                    // Documents already parsed in memory are not read back.
+                    let in_memory = |id: u64| known.as_ref().is_some_and(|p| p.contains_key(&id));
+                    for (id, v) in scan_trace_docs(&parts.docs, &tk, in_memory)? {
                         match v {
                             None => {
                                 if let Some(seg) = known.as_mut().and_then(|p| p.remove(&id)) {
@@ -908,12 +918,10 @@ impl EmbeddedStore {
                     }
                 }
                 _ => {
-                    for kv in parts.docs.prefix(&tk) {
-                        let (k, v) = kv.into_inner()?;
-                        let Ok(idb) = <[u8; 8]>::try_from(&k[tk.len()..]) else {
-                            continue;
-                        };
-                        documents.push((SegmentId(u64::from_be_bytes(idb)), raw_doc(&v)?));
+                    for (doc, v) in scan_trace_docs(&parts.docs, &tk, |_| false)? {
+                        if let Some(v) = v {
+                            documents.push((SegmentId(doc), raw_doc(&v)?));
+                        }
                     }
                 }
             }
