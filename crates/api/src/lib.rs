@@ -17,9 +17,11 @@
 //! [`ERROR_TYPE_HEADER`] and [`ApiError::to_body`].
 
 pub mod convert;
+pub mod daemon_protocol;
 pub mod decode;
 pub mod error;
 pub mod timestamp;
+pub mod telemetry;
 pub mod traces;
 
 pub use decode::{decode_request, json_error_to_api_error};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use roentgen_api::daemon_protocol::split_datagram;
 use roentgen_model::Document;
 use roentgen_store::TenantId;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -19,8 +20,6 @@ use tokio_util::sync::CancellationToken;
 use crate::ingest::{Ingest, SubmitError};
 use crate::metrics::{Metrics, ReasonLabels, SourceLabels};
 
-/// The header every X-Ray SDK sends, byte for byte.
-pub const PROTOCOL_HEADER: &[u8] = br#"{"format":"json","version":1}"#;
 /// Receive buffer asked of the kernel (it may grant less; see `net.core.rmem_max`).
 pub const SOCKET_RECV_BUFFER: usize = 16 * 1024 * 1024;
 /// Documents handed to the ingest queue at once.
@@ -38,32 +37,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(READ_TIMEOUT))?;
     Ok(socket)
-}
-
-/// Why a datagram was refused before its document was looked at.
-fn split_datagram(data: &[u8]) -> Result<&[u8], &'static str> {
-    let Some(nl) = data.iter().position(|b| *b == b'\n') else {
-        return Err("missing_header");
-    };
-    let (header, body) = (&data[..nl], &data[nl + 1..]);
-    if header != PROTOCOL_HEADER {
-        #[derive(serde::Deserialize)]
-        struct Header {
-            format: Option<String>,
-            version: Option<serde_json::Value>,
-        }
-        let ok = serde_json::from_slice::<Header>(header).is_ok_and(|h| {
-            h.format.is_some_and(|f| f.eq_ignore_ascii_case("json"))
-                && h.version.is_some_and(|v| v.as_i64() == Some(1))
-        });
-        if !ok {
-            return Err("invalid_header");
-        }
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty_body");
-    }
-    Ok(body)
 }
 
 struct Receiver {
@@ -85,7 +58,7 @@ impl Receiver {
         self.received += 1;
         let body = match split_datagram(data) {
             Ok(b) => b,
-            Err(reason) => return self.metrics.reject("udp", reason),
+            Err(e) => return self.metrics.reject("udp", e.reason()),
         };
         let Ok(text) = std::str::from_utf8(body) else {
             return self.metrics.reject("udp", "not_utf8");
@@ -230,41 +203,4 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("roentgen-udp".into())
         .spawn(move || receiver.run(cancel))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_datagram;
-
-    #[test]
-    fn daemon_header_rules() {
-        let body = br#"{"a":1}"#;
-        let cases: &[(&[u8], Result<(), &str>)] = &[
-            (b"{\"format\":\"json\",\"version\":1}\n{\"a\":1}", Ok(())),
-            (b"{\"format\": \"JSON\", \"version\": 1}\n{\"a\":1}", Ok(())),
-            (
-                b"{\"format\":\"json\",\"version\":2}\n{\"a\":1}",
-                Err("invalid_header"),
-            ),
-            (
-                b"{\"format\":\"json\",\"version\":\"1\"}\n{\"a\":1}",
-                Err("invalid_header"),
-            ),
-            (
-                b"{\"format\":\"json\",\"version\":1}",
-                Err("missing_header"),
-            ),
-            (b"{\"format\":\"json\",\"version\":1}\n", Err("empty_body")),
-            (b"garbage\n{\"a\":1}", Err("invalid_header")),
-        ];
-        for (input, expected) in cases {
-            let got = split_datagram(input).map(|b| assert_eq!(b, body));
-            assert_eq!(got, *expected, "{}", String::from_utf8_lossy(input));
-        }
-        // The body is everything after the first newline, newlines included.
-        assert_eq!(
-            split_datagram(b"{\"format\":\"json\",\"version\":1}\n{\"a\":\"x\ny\"}"),
-            Ok(&b"{\"a\":\"x\ny\"}"[..])
-        );
-    }
 }
