@@ -29,7 +29,163 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the collector, the X-Ray API and the embedded store in one process.
     Serve(ServeArgs),
+    /// Run a drop-in for the AWS X-Ray daemon: UDP in, batched PutTraceSegments out.
+    Daemon(DaemonArgs),
 }
+
+/// The official daemon's flags (Go's `flag` package also takes `-bind` with one dash;
+/// [`go_style_args`] rewrites those), plus `--endpoint`, `--spool-dir`, `--spool-size`,
+/// `--concurrency` and `--metrics-addr`.
+#[derive(Debug, Args)]
+#[command(version, disable_version_flag = true)]
+pub(crate) struct DaemonArgs {
+    /// Overrides the UDP address the daemon listens on for segments (default
+    /// 127.0.0.1:2000).
+    #[arg(short = 'b', long = "bind", value_name = "HOST:PORT")]
+    pub(crate) bind: Option<String>,
+
+    /// Overrides the TCP address of the sampling proxy (default 127.0.0.1:2000).
+    #[arg(short = 't', long = "bind-tcp", value_name = "HOST:PORT")]
+    pub(crate) bind_tcp: Option<String>,
+
+    /// Loads a configuration file (cfg.yaml); without it the daemon reads
+    /// /etc/amazon/xray/cfg.yaml or ./cfg.yaml when one exists.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Writes logs to this file instead of stderr.
+    #[arg(short = 'f', long = "log-file", value_name = "FILE")]
+    pub(crate) log_file: Option<PathBuf>,
+
+    /// Log level: dev, debug, info, warn, error, prod (the default, which is info).
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+
+    /// Memory for buffered segments in MB (minimum 3; default 1% of host memory).
+    #[arg(short = 'm', long = "buffer-memory", value_name = "MB")]
+    pub(crate) buffer_memory: Option<u64>,
+
+    /// AWS region of the X-Ray endpoint (else AWS_REGION).
+    #[arg(short = 'n', long = "region")]
+    pub(crate) region: Option<String>,
+
+    /// Skips EC2 instance metadata lookups.
+    #[arg(short = 'o', long = "local-mode", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) local_mode: Option<bool>,
+
+    /// Assumes this IAM role to upload segments to a different account.
+    #[arg(short = 'r', long = "role-arn", value_name = "ARN")]
+    pub(crate) role_arn: Option<String>,
+
+    /// ARN of the AWS resource running the daemon (sent with telemetry).
+    #[arg(short = 'a', long = "resource-arn", value_name = "ARN")]
+    pub(crate) resource_arn: Option<String>,
+
+    /// Proxy for uploads to the endpoint (else HTTPS_PROXY).
+    #[arg(short = 'p', long = "proxy-address", value_name = "URL")]
+    pub(crate) proxy_address: Option<String>,
+
+    /// X-Ray endpoint URL, e.g. http://127.0.0.1:2772 for roentgen serve (the official
+    /// daemon takes it only from the config file's Endpoint key).
+    #[arg(short = 'e', long = "endpoint", value_name = "URL")]
+    pub(crate) endpoint: Option<String>,
+
+    /// Keeps segments that cannot be sent yet in this directory; they survive a restart
+    /// and are sent when the endpoint is back. Without it, the memory buffer drops its
+    /// oldest segments when full.
+    #[arg(long = "spool-dir", value_name = "DIR")]
+    pub(crate) spool_dir: Option<PathBuf>,
+
+    /// Most the spool may hold, in MB (default 1024); past it the oldest are dropped.
+    #[arg(long = "spool-size", value_name = "MB")]
+    pub(crate) spool_size: Option<u64>,
+
+    /// Parallel PutTraceSegments senders (default 8, or the Concurrency key).
+    #[arg(long = "concurrency", value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+
+    /// Serves /metrics and /healthz on this address (off by default).
+    #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<String>,
+
+    /// Prints the version and exits.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+
+    /// How often telemetry is reported (PutTelemetryRecords).
+    #[arg(long = "telemetry-interval", default_value = "60s", hide = true)]
+    pub(crate) telemetry_interval: String,
+}
+
+impl DaemonArgs {
+    /// The flags as the daemon crate takes them.
+    pub(crate) fn overrides(&self) -> roentgen_daemon::Overrides {
+        roentgen_daemon::Overrides {
+            bind: self.bind.clone(),
+            bind_tcp: self.bind_tcp.clone(),
+            config: self.config.clone(),
+            log_file: self.log_file.clone(),
+            log_level: self.log_level.clone(),
+            buffer_memory_mb: self.buffer_memory,
+            region: self.region.clone(),
+            local_mode: self.local_mode,
+            role_arn: self.role_arn.clone(),
+            resource_arn: self.resource_arn.clone(),
+            proxy_address: self.proxy_address.clone(),
+            endpoint: self.endpoint.clone(),
+            spool_dir: self.spool_dir.clone(),
+            spool_size_mb: self.spool_size,
+            concurrency: self.concurrency,
+            metrics_addr: self.metrics_addr.clone(),
+        }
+    }
+
+    /// How often telemetry is reported.
+    pub(crate) fn telemetry_interval(&self) -> anyhow::Result<Duration> {
+        duration("telemetry-interval", &self.telemetry_interval)
+    }
+}
+
+/// Long flags of the daemon that Go's `flag` package accepts with a single dash.
+const GO_LONG_FLAGS: &[&str] = &[
+    "bind", "bind-tcp", "config", "log-file", "log-level", "buffer-memory", "region",
+    "local-mode", "role-arn", "resource-arn", "proxy-address", "version", "help", "endpoint",
+];
+
+/// Rewrites `-bind x` / `-bind=x` to `--bind x` / `--bind=x` for the `daemon`
+/// subcommand, as the official daemon (Go `flag`) accepts both forms. Arguments after
+/// `--` are left alone.
+pub(crate) fn go_style_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_daemon = args.get(1).is_some_and(|a| a == "daemon");
+    if !is_daemon {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for arg in args {
+        if rest {
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            rest = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = text.strip_prefix('-').filter(|t| !t.starts_with('-')).and_then(|t| {
+            let name = t.split('=').next().unwrap_or(t);
+            GO_LONG_FLAGS.contains(&name).then(|| format!("--{t}"))
+        });
+        out.push(rewritten.map_or(arg, Into::into));
+    }
+    out
+}
+
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -144,7 +300,9 @@ mod tests {
         let mut full = vec!["roentgen", "serve"];
         full.extend_from_slice(args);
         let cli = Cli::try_parse_from(full)?;
-        let Command::Serve(a) = cli.command;
+        let Command::Serve(a) = cli.command else {
+            anyhow::bail!("not serve")
+        };
         a.validate()
     }
 
@@ -173,5 +331,62 @@ mod tests {
         let e = parse(&["--http-addr", "nope"]).expect_err("bad address");
         assert!(e.to_string().contains("--http-addr"), "{e}");
         assert!(parse(&["--retention", "5m"]).is_err());
+    }
+
+    fn daemon(args: &[&str]) -> DaemonArgs {
+        let mut full = vec!["roentgen", "daemon"];
+        full.extend_from_slice(args);
+        let full = go_style_args(full.into_iter().map(Into::into).collect());
+        match Cli::try_parse_from(full).map(|c| c.command) {
+            Ok(Command::Daemon(a)) => a,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn daemon_flags_as_the_official_daemon_takes_them() {
+        let a = daemon(&[
+            "-b", "127.0.0.1:3000", "-t", "0.0.0.0:3001", "-c", "x.yaml", "-f", "d.log", "-l",
+            "dev", "-m", "16", "-n", "eu-west-1", "-o", "-r", "arn:role", "-a", "arn:res", "-p",
+            "http://proxy:3128", "-e", "http://127.0.0.1:2772",
+        ]);
+        let o = a.overrides();
+        assert_eq!(o.bind.as_deref(), Some("127.0.0.1:3000"));
+        assert_eq!(o.bind_tcp.as_deref(), Some("0.0.0.0:3001"));
+        assert_eq!(o.config, Some(PathBuf::from("x.yaml")));
+        assert_eq!(o.log_file, Some(PathBuf::from("d.log")));
+        assert_eq!(o.log_level.as_deref(), Some("dev"));
+        assert_eq!(o.buffer_memory_mb, Some(16));
+        assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(o.local_mode, Some(true));
+        assert_eq!(o.role_arn.as_deref(), Some("arn:role"));
+        assert_eq!(o.resource_arn.as_deref(), Some("arn:res"));
+        assert_eq!(o.proxy_address.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:2772"));
+
+        // Long names with one or two dashes, and `=` forms.
+        for form in [
+            &["--bind", "1.2.3.4:5", "--local-mode=false", "--buffer-memory=8"][..],
+            &["-bind", "1.2.3.4:5", "-local-mode=false", "-buffer-memory=8"][..],
+        ] {
+            let o = daemon(form).overrides();
+            assert_eq!(o.bind.as_deref(), Some("1.2.3.4:5"), "{form:?}");
+            assert_eq!(o.local_mode, Some(false), "{form:?}");
+            assert_eq!(o.buffer_memory_mb, Some(8), "{form:?}");
+        }
+        // Nothing given: every value comes from the config file or the defaults.
+        let o = daemon(&[]).overrides();
+        assert!(o.bind.is_none() && o.local_mode.is_none() && o.buffer_memory_mb.is_none());
+    }
+
+    #[test]
+    fn daemon_version_flag() {
+        for flag in ["-v", "--version", "-version"] {
+            let args = go_style_args(
+                ["roentgen", "daemon", flag].into_iter().map(Into::into).collect(),
+            );
+            let e = Cli::try_parse_from(args).expect_err("prints the version");
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion, "{flag}");
+        }
     }
 }

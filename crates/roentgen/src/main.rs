@@ -2,6 +2,7 @@
 //! together, run until a signal, shut down in order.
 
 mod cli;
+mod daemon;
 mod serve;
 
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::go_style_args(std::env::args_os().collect()));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -36,5 +37,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             };
             serve::run(config)
         }
+        cli::Command::Daemon(args) => daemon::run(args),
     }
 }

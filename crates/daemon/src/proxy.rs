@@ -1,0 +1,103 @@
+//! The TCP listener: an HTTP proxy to the endpoint, as the official daemon runs one.
+//!
+//! SDKs poll the sampling API through it (`POST /GetSamplingRules`,
+//! `POST /SamplingTargets`) without credentials; the proxy forwards every path and
+//! method unchanged to the endpoint and hands the answer back. Hop-by-hop headers are
+//! not forwarded. When the endpoint is away the caller gets a 502 in the AWS error shape.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::Endpoint;
+use crate::metrics::Metrics;
+
+/// Largest request body the proxy forwards.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct ProxyState {
+    client: reqwest::Client,
+    endpoint: Endpoint,
+    metrics: Arc<Metrics>,
+}
+
+/// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1),
+/// plus `host`, which the client sets for the endpoint.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+fn bad_gateway(message: String) -> Response {
+    let body = serde_json::json!({ "__type": "ServiceUnavailableException", "message": message });
+    (
+        StatusCode::BAD_GATEWAY,
+        [("content-type", "application/json"), ("x-amzn-errortype", "ServiceUnavailableException")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn forward(
+    State(state): State<ProxyState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.metrics.proxied.inc();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = state.client.request(method, state.endpoint.url(path));
+    for (name, value) in &headers {
+        if !hop_by_hop(name) {
+            request = request.header(name, value);
+        }
+    }
+    let response = match request.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("proxy request to {} failed: {e:#}", state.endpoint.base);
+            return bad_gateway(format!("the X-Ray endpoint did not answer: {e}"));
+        }
+    };
+    let status = response.status();
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if !hop_by_hop(name) {
+            out_headers.append(name.clone(), value.clone());
+        }
+    }
+    match response.bytes().await {
+        Ok(bytes) => (status, out_headers, bytes).into_response(),
+        Err(e) => bad_gateway(format!("reading the X-Ray endpoint's answer failed: {e}")),
+    }
+}
+
+/// The proxy's router.
+pub fn router(client: reqwest::Client, endpoint: Endpoint, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .fallback(forward)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(ProxyState {
+            client,
+            endpoint,
+            metrics,
+        })
+}
