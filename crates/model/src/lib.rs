@@ -7,6 +7,7 @@
 //! It must not do I/O and depends on no other Roentgen crate: every other crate builds
 //! on it.
 
+mod causes;
 pub mod document;
 pub mod error;
 pub mod ids;
@@ -15,4 +16,7 @@ pub mod trace;
 pub use document::{AnnotationValue, Document, Segment};
 pub use error::DocumentError;
 pub use ids::{IdError, SegmentId, TraceId};
-pub use trace::{Derived, GraphContribution, GraphKey, ServiceKey, Stats, TraceSummary, derive};
+pub use trace::{
+    CallStatus, Derived, EdgeSummary, GraphContribution, GraphKey, NodeSummary, RootCause,
+    RootCauseEntity, RootCauseException, RootCauseService, ServiceKey, Stats, TraceSummary, derive,
+};

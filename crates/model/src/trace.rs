@@ -38,7 +38,7 @@ impl ServiceKey {
         }
     }
 
-    fn of_segment(s: &Segment) -> Self {
+    pub(crate) fn of_segment(s: &Segment) -> Self {
         Self {
             name: s.name.clone().unwrap_or_default(),
             kind: s.origin.clone(),
@@ -46,7 +46,7 @@ impl ServiceKey {
         }
     }
 
-    fn inferred(s: &Segment) -> Self {
+    pub(crate) fn inferred(s: &Segment) -> Self {
         let name = s.name.clone().unwrap_or_default();
         let kind = match s.namespace.as_deref() {
             Some("aws") => {
@@ -126,6 +126,163 @@ pub struct UserEntry {
     pub services: Vec<ServiceKey>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl HttpSummary {
+    /// The request and response of one (sub)segment's `http` object.
+    pub fn of(h: &crate::document::Http) -> Self {
+        let req = h.request.clone().unwrap_or_default();
+        Self {
+            url: req.url,
+            status: h.response.as_ref().and_then(|r| r.status),
+            method: req.method,
+            user_agent: req.user_agent,
+            client_ip: req.client_ip,
+        }
+    }
+}
+
+/// The outcome of one segment of a node, or of one call on an edge: what a
+/// `service(…) { … }` or `edge(…) { … }` sub-filter reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallStatus {
+    /// Client error (4xx).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub error: bool,
+    /// Throttled (429).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub throttle: bool,
+    /// Server error (5xx).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fault: bool,
+    /// Not finished yet (no `end_time`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub in_progress: bool,
+    /// `end_time - start_time`, when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<f64>,
+    /// The (sub)segment's `http` object, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSummary>,
+}
+
+impl CallStatus {
+    /// The outcome recorded by one segment or subsegment.
+    pub fn of(seg: &Segment) -> Self {
+        Self {
+            error: seg.error,
+            throttle: seg.throttle,
+            fault: seg.fault,
+            in_progress: seg.end_time.is_none(),
+            response_time: seg.response_time(),
+            http: seg.http.as_ref().map(HttpSummary::of),
+        }
+    }
+
+    /// No error, throttle or fault.
+    pub fn is_ok(&self) -> bool {
+        !self.error && !self.throttle && !self.fault
+    }
+
+    fn class(&self) -> (bool, bool, bool, bool) {
+        (self.error, self.throttle, self.fault, self.in_progress)
+    }
+}
+
+/// Most [`CallStatus`] records kept per node or edge of one summary. Past it a record
+/// is kept only when no kept record has the same error/throttle/fault/in-progress
+/// combination, so status questions stay exact and the summary stays bounded.
+pub const MAX_CALLS_PER_NODE: usize = 100;
+
+fn push_call(list: &mut Vec<CallStatus>, call: CallStatus) {
+    if list.len() < MAX_CALLS_PER_NODE || !list.iter().any(|c| c.class() == call.class()) {
+        list.push(call);
+    }
+}
+
+/// A node of the trace's graph with the outcome of each of its segments (for an
+/// inferred node: of each call to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// The node.
+    pub key: ServiceKey,
+    /// The node is the trace's entry point.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub root: bool,
+    /// The node is inferred from `aws`/`remote` subsegments, not instrumented.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inferred: bool,
+    /// One record per segment (at most [`MAX_CALLS_PER_NODE`] of a kind, see there).
+    pub segments: Vec<CallStatus>,
+}
+
+/// A caller → callee connection of the trace's graph with the caller's view of each
+/// call on it (the client edge into the entry point is not listed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSummary {
+    /// Caller.
+    pub source: ServiceKey,
+    /// Callee.
+    pub target: ServiceKey,
+    /// One record per call (the calling subsegment, or the callee's segment when the
+    /// calling subsegment is missing or unfinished).
+    pub calls: Vec<CallStatus>,
+}
+
+/// A root cause of a fault, an error or the response time of a trace: the chain of
+/// services from the entry point to the one where it started. The shape follows the
+/// X-Ray API's `FaultRootCause`, `ErrorRootCause` and `ResponseTimeRootCause`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCause {
+    /// Services from the entry point down to the cause (the last one).
+    pub services: Vec<RootCauseService>,
+    /// The entry segment itself carries the fault (or error): the client saw it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_impacting: bool,
+}
+
+/// A service on a root-cause chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCauseService {
+    /// The node.
+    pub key: ServiceKey,
+    /// Inferred from a downstream call rather than instrumented.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inferred: bool,
+    /// The segment and subsegments of this service on the chain, outermost first.
+    pub entity_path: Vec<RootCauseEntity>,
+}
+
+/// A segment or subsegment on a root-cause chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCauseEntity {
+    /// Segment or subsegment name.
+    pub name: String,
+    /// Exceptions it recorded (fault and error root causes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<RootCauseException>,
+    /// A call to a downstream (`aws` or `remote` namespace), or an inferred node.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote: bool,
+    /// Response-time root causes: the entity's response time over the entry
+    /// segment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+}
+
+/// An exception named by a root cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootCauseException {
+    /// Exception type (`type` in the segment's `cause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Exception message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// The summary of one trace, as far as its documents so far tell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceSummary {
@@ -170,6 +327,22 @@ pub struct TraceSummary {
     pub resource_arns: Vec<String>,
     /// Number of top-level documents.
     pub document_count: usize,
+    /// Every node of the graph with the outcome of each of its segments. Empty in
+    /// summaries stored before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeSummary>,
+    /// Every service → service and service → inferred-node edge with its calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<EdgeSummary>,
+    /// Where faults started (see [`RootCause`]); at most [`MAX_ROOT_CAUSES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_root_causes: Vec<RootCause>,
+    /// Where errors (4xx, throttles) started; at most [`MAX_ROOT_CAUSES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_root_causes: Vec<RootCause>,
+    /// The chain that accounts for most of the response time (zero or one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_time_root_causes: Vec<RootCause>,
 }
 
 impl TraceSummary {
@@ -177,7 +350,14 @@ impl TraceSummary {
     pub fn has_service(&self, name: &str) -> bool {
         self.services.iter().any(|s| s.name == name)
     }
+
+    /// True when any node of the trace is inferred.
+    pub fn has_inferred(&self) -> bool {
+        self.nodes.iter().any(|n| n.inferred)
+    }
 }
+
+pub use crate::causes::MAX_ROOT_CAUSES;
 
 /// Counts and timings of calls, addable and subtractable so rollups take differences.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -540,17 +720,69 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         );
     }
 
-    let root_seg = root.map(|r| docs[r]);
-    let http = root_seg.and_then(|r| r.http.as_ref()).map(|h| {
-        let req = h.request.clone().unwrap_or_default();
-        HttpSummary {
-            url: req.url,
-            status: h.response.as_ref().and_then(|r| r.status),
-            method: req.method,
-            user_agent: req.user_agent,
-            client_ip: req.client_ip,
+    // What sub-filters read: each node's segments and each edge's calls, including
+    // unfinished ones (the rollups above count finished work only).
+    let mut node_calls: BTreeMap<ServiceKey, (bool, Vec<CallStatus>)> = BTreeMap::new();
+    let mut edge_calls: BTreeMap<(ServiceKey, ServiceKey), Vec<CallStatus>> = BTreeMap::new();
+    for &i in &segments {
+        let seg = docs[i];
+        let me = key_of(i);
+        push_call(
+            &mut node_calls.entry(me.clone()).or_default().1,
+            CallStatus::of(seg),
+        );
+        if let Some(p) = seg.parent_id.as_deref()
+            && let Some(&caller) = owner.get(p).filter(|o| **o != i)
+        {
+            let via = by_id
+                .get(p)
+                .copied()
+                .filter(|e| e.end_time.is_some())
+                .unwrap_or(seg);
+            push_call(
+                edge_calls.entry((key_of(caller), me)).or_default(),
+                CallStatus::of(via),
+            );
         }
-    });
+    }
+    for (e, o) in &entities {
+        let (Some(o), Some("aws" | "remote")) = (o, e.namespace.as_deref()) else {
+            continue;
+        };
+        if e.id.as_deref().is_some_and(|id| answered.contains(id)) {
+            continue;
+        }
+        let node = ServiceKey::inferred(e);
+        let entry = node_calls.entry(node.clone()).or_default();
+        entry.0 = true;
+        push_call(&mut entry.1, CallStatus::of(e));
+        push_call(
+            edge_calls.entry((key_of(*o), node)).or_default(),
+            CallStatus::of(e),
+        );
+    }
+    let entry_point = root.map(key_of);
+    let nodes = node_calls
+        .into_iter()
+        .map(|(key, (inferred, segments))| NodeSummary {
+            root: entry_point.as_ref() == Some(&key),
+            key,
+            inferred,
+            segments,
+        })
+        .collect();
+    let edges = edge_calls
+        .into_iter()
+        .map(|((source, target), calls)| EdgeSummary {
+            source,
+            target,
+            calls,
+        })
+        .collect();
+    let causes = crate::causes::derive_causes(docs, &owner, root, &answered);
+
+    let root_seg = root.map(|r| docs[r]);
+    let http = root_seg.and_then(|r| r.http.as_ref()).map(HttpSummary::of);
     let summary = TraceSummary {
         trace_id,
         start_time: start,
@@ -565,11 +797,16 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         annotations,
         users,
         services: services.into_iter().collect(),
-        entry_point: root.map(key_of),
+        entry_point,
         instance_ids: instance_ids.into_iter().collect(),
         availability_zones: zones.into_iter().collect(),
         resource_arns: arns.into_iter().collect(),
         document_count: docs.len(),
+        nodes,
+        edges,
+        fault_root_causes: causes.fault,
+        error_root_causes: causes.error,
+        response_time_root_causes: causes.response_time,
     };
     Some(Derived { summary, graph })
 }

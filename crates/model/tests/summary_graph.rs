@@ -1,0 +1,285 @@
+//! What summaries gained for filter sub-filters: per-node segment outcomes, per-edge
+//! calls, and fault/error/response-time root causes. Built from real documents so the
+//! tests exercise the derivation.
+
+use roentgen_model::trace::{MAX_CALLS_PER_NODE, MAX_ROOT_CAUSES};
+use roentgen_model::{Document, RootCauseException, TraceSummary, derive};
+
+const S1: &str = r#"{"name":"web","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793",
+ "start_time":1465510280.0,"end_time":1465510281.25,"origin":"AWS::EC2::Instance","user":"alice",
+ "http":{"request":{"method":"GET","url":"https://web.example.com/api/game/42","client_ip":"10.0.0.1",
+ "user_agent":"curl/8"},"response":{"status":200,"content_length":12}},
+ "annotations":{"gameid":"817DL6VO","age":31,"vip":true},
+ "subsegments":[{"id":"53995c3f42cd8ad8","name":"DynamoDB","namespace":"aws","start_time":1465510280.1,
+   "end_time":1465510280.4,"throttle":true,"error":true,"aws":{"operation":"GetItem","table_name":"games"},
+   "http":{"response":{"status":429}}},
+  {"id":"6b1b6b3f42cd8a01","name":"api.backend.example.com","namespace":"remote",
+   "start_time":1465510280.5,"end_time":1465510281.1,"http":{"request":{"method":"POST",
+   "url":"https://api.backend.example.com/v2/x"},"response":{"status":200}}}]}"#;
+const S2: &str = r#"{"name":"api.backend.example.com","id":"a1b2c3d4e5f60718","trace_id":"1-5759e988-bd862e3fe1be46a994272793",
+ "parent_id":"6b1b6b3f42cd8a01","start_time":1465510280.55,"end_time":1465510281.05,
+ "http":{"request":{"method":"POST","url":"https://api.backend.example.com/v2/x"},"response":{"status":200}}}"#;
+const S3: &str = r#"{"type":"subsegment","id":"0f0e0d0c0b0a0908","trace_id":"1-5759e988-bd862e3fe1be46a994272793",
+ "parent_id":"70de5b6f19ff9a0a","name":"render","start_time":1465510281.1,"end_time":1465510281.2,
+ "fault":true,"cause":{"working_directory":"/app","exceptions":[{"id":"1234567890abcdef",
+ "type":"ValueError","message":"bad template","stack":[{"path":"app.py","line":10,"label":"render"}]}]}}"#;
+
+fn summary(raws: &[&str]) -> TraceSummary {
+    let docs: Vec<Document> = raws
+        .iter()
+        .map(|r| Document::parse(*r).expect("valid document"))
+        .collect();
+    let segs: Vec<_> = docs.iter().map(|d| d.segment()).collect();
+    derive(docs[0].trace_id(), &segs)
+        .expect("non-empty")
+        .summary
+}
+
+#[test]
+fn reference_trace_nodes_carry_each_segment_outcome() {
+    let s = summary(&[S1, S2, S3]);
+    let names: Vec<&str> = s.nodes.iter().map(|n| n.key.name.as_str()).collect();
+    assert_eq!(names, ["DynamoDB", "api.backend.example.com", "web"]);
+    let keys: Vec<_> = s.nodes.iter().map(|n| n.key.clone()).collect();
+    assert_eq!(keys, s.services, "nodes and services list the same keys");
+
+    let dynamo = &s.nodes[0];
+    assert!(dynamo.inferred && !dynamo.root);
+    assert_eq!(dynamo.segments.len(), 1);
+    assert!(dynamo.segments[0].throttle && dynamo.segments[0].error);
+    assert_eq!(
+        dynamo.segments[0].http.as_ref().and_then(|h| h.status),
+        Some(429)
+    );
+
+    let backend = &s.nodes[1];
+    assert!(!backend.inferred && !backend.root);
+    assert!(backend.segments[0].is_ok());
+    assert_eq!(backend.segments[0].response_time, Some(0.5));
+
+    let web = &s.nodes[2];
+    assert!(web.root && !web.inferred);
+    assert_eq!(web.segments.len(), 1, "S3 is a subsegment, not a segment");
+    assert!(web.segments[0].is_ok(), "the web segment itself is ok");
+}
+
+#[test]
+fn reference_trace_edges_are_the_callers_view() {
+    let s = summary(&[S1, S2, S3]);
+    let edges: Vec<(&str, &str)> = s
+        .edges
+        .iter()
+        .map(|e| (e.source.name.as_str(), e.target.name.as_str()))
+        .collect();
+    assert_eq!(
+        edges,
+        [("web", "DynamoDB"), ("web", "api.backend.example.com")]
+    );
+    assert!(s.edges[0].calls[0].throttle);
+    let call = &s.edges[1].calls[0];
+    assert!(call.is_ok());
+    // The calling subsegment took 0.6 s; the callee's own segment 0.5 s.
+    assert!((call.response_time.unwrap_or_default() - 0.6).abs() < 1e-6);
+}
+
+#[test]
+fn reference_trace_fault_root_cause_is_the_render_subsegment() {
+    let s = summary(&[S1, S2, S3]);
+    assert_eq!(s.fault_root_causes.len(), 1);
+    let rc = &s.fault_root_causes[0];
+    assert!(!rc.client_impacting, "the web segment answered 200");
+    assert_eq!(rc.services.len(), 1);
+    let web = &rc.services[0];
+    assert_eq!(web.key.name, "web");
+    assert!(!web.inferred);
+    let path: Vec<&str> = web.entity_path.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(path, ["web", "render"]);
+    assert_eq!(
+        web.entity_path[1].exceptions,
+        [RootCauseException {
+            name: Some("ValueError".into()),
+            message: Some("bad template".into()),
+        }]
+    );
+    assert!(web.entity_path[0].exceptions.is_empty());
+}
+
+#[test]
+fn reference_trace_error_root_cause_ends_in_the_inferred_node() {
+    let s = summary(&[S1, S2, S3]);
+    assert_eq!(s.error_root_causes.len(), 1);
+    let rc = &s.error_root_causes[0];
+    let services: Vec<(&str, bool)> = rc
+        .services
+        .iter()
+        .map(|x| (x.key.name.as_str(), x.inferred))
+        .collect();
+    assert_eq!(services, [("web", false), ("DynamoDB", true)]);
+    let call = &rc.services[0].entity_path[1];
+    assert_eq!(call.name, "DynamoDB");
+    assert!(call.remote);
+    assert_eq!(
+        rc.services[1].key.kind.as_deref(),
+        Some("AWS::DynamoDB::Table")
+    );
+}
+
+#[test]
+fn reference_trace_response_time_root_cause_stops_at_web() {
+    // The slowest child (the backend call, 0.6 s) took less than half of 1.25 s.
+    let s = summary(&[S1, S2, S3]);
+    assert_eq!(s.response_time_root_causes.len(), 1);
+    let rc = &s.response_time_root_causes[0];
+    assert!(rc.client_impacting);
+    assert_eq!(rc.services.len(), 1);
+    assert_eq!(rc.services[0].entity_path.len(), 1);
+    assert_eq!(rc.services[0].entity_path[0].coverage, Some(1.0));
+}
+
+const CHAIN_WEB: &str = r#"{"name":"web","id":"1000000000000001","trace_id":"1-5759e990-000000000000000000000003",
+ "start_time":100.0,"end_time":104.0,"fault":true,"http":{"response":{"status":500}},
+ "subsegments":[{"id":"1000000000000002","name":"orders","namespace":"remote","start_time":100.1,"end_time":103.9,
+   "fault":true,"cause":"2000000000000003"}]}"#;
+const CHAIN_ORDERS: &str = r#"{"name":"orders","id":"2000000000000001","trace_id":"1-5759e990-000000000000000000000003",
+ "parent_id":"1000000000000002","start_time":100.2,"end_time":103.8,"fault":true,
+ "subsegments":[{"id":"2000000000000002","name":"payments","namespace":"remote","start_time":100.3,"end_time":103.7,
+   "fault":true,"cause":{"exceptions":[{"id":"2000000000000003","type":"BadGateway","message":"payments failed"}]}}]}"#;
+const CHAIN_PAYMENTS: &str = r#"{"name":"payments","id":"3000000000000001","trace_id":"1-5759e990-000000000000000000000003",
+ "parent_id":"2000000000000002","start_time":100.4,"end_time":103.6,"fault":true,
+ "subsegments":[{"id":"3000000000000002","name":"ledger","start_time":100.5,"end_time":103.5,"fault":true,
+   "cause":{"exceptions":[{"type":"DeadlockError","message":"deadlock detected"}]}}]}"#;
+
+#[test]
+fn chained_fault_root_cause_walks_every_service() {
+    let s = summary(&[CHAIN_WEB, CHAIN_ORDERS, CHAIN_PAYMENTS]);
+    assert_eq!(s.fault_root_causes.len(), 1, "{:#?}", s.fault_root_causes);
+    let rc = &s.fault_root_causes[0];
+    assert!(rc.client_impacting, "the entry segment faulted");
+    let chain: Vec<(&str, Vec<&str>)> = rc
+        .services
+        .iter()
+        .map(|x| {
+            (
+                x.key.name.as_str(),
+                x.entity_path.iter().map(|e| e.name.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            ("web", vec!["web", "orders"]),
+            ("orders", vec!["orders", "payments"]),
+            ("payments", vec!["payments", "ledger"]),
+        ]
+    );
+    // A cause given as an exception id is resolved.
+    assert_eq!(
+        rc.services[0].entity_path[1].exceptions[0].name.as_deref(),
+        Some("BadGateway")
+    );
+    let last = rc.services[2].entity_path.last().expect("ledger");
+    assert_eq!(
+        last.exceptions[0].message.as_deref(),
+        Some("deadlock detected")
+    );
+    assert!(s.error_root_causes.is_empty());
+
+    // Response time: each step takes nearly all of its parent's time.
+    let rt = &s.response_time_root_causes[0];
+    let names: Vec<&str> = rt
+        .services
+        .iter()
+        .flat_map(|x| x.entity_path.iter().map(|e| e.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        ["web", "orders", "orders", "payments", "payments", "ledger"]
+    );
+    let ledger = rt.services[2].entity_path[1].coverage.expect("coverage");
+    assert!((ledger - 0.75).abs() < 1e-9, "{ledger}");
+
+    // Edges web→orders→payments, all faulted calls.
+    let edges: Vec<(&str, &str, bool)> = s
+        .edges
+        .iter()
+        .map(|e| {
+            (
+                e.source.name.as_str(),
+                e.target.name.as_str(),
+                e.calls[0].fault,
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [("orders", "payments", true), ("web", "orders", true)]
+    );
+}
+
+#[test]
+fn many_segments_of_one_service_keep_every_status_kind() {
+    let mut docs = Vec::new();
+    for i in 0..(MAX_CALLS_PER_NODE + 20) {
+        let fault = i == MAX_CALLS_PER_NODE + 10;
+        docs.push(format!(
+            r#"{{"name":"worker","id":"{i:016x}","trace_id":"1-5759e990-000000000000000000000009","start_time":{},"end_time":{},"fault":{fault}}}"#,
+            100 + i,
+            101 + i
+        ));
+    }
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = summary(&refs);
+    let worker = &s.nodes[0];
+    assert_eq!(worker.segments.len(), MAX_CALLS_PER_NODE + 1);
+    assert!(
+        worker.segments.iter().any(|c| c.fault),
+        "the late fault is kept"
+    );
+}
+
+#[test]
+fn many_faults_are_capped() {
+    let subs: Vec<String> = (0..(MAX_ROOT_CAUSES + 5))
+        .map(|i| {
+            format!(
+                r#"{{"id":"{:016x}","name":"step{i}","start_time":100,"end_time":101,"fault":true}}"#,
+                i + 16
+            )
+        })
+        .collect();
+    let doc = format!(
+        r#"{{"name":"batch","id":"0000000000000001","trace_id":"1-5759e990-000000000000000000000008","start_time":100,"end_time":102,"subsegments":[{}]}}"#,
+        subs.join(",")
+    );
+    let s = summary(&[doc.as_str()]);
+    assert_eq!(s.fault_root_causes.len(), MAX_ROOT_CAUSES);
+}
+
+#[test]
+fn summaries_stored_before_the_new_fields_still_deserialize() {
+    let old = r#"{"trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.0,
+      "has_fault":false,"has_error":false,"has_throttle":false,"is_partial":false,
+      "annotations":{},"users":[],"services":[],"instance_ids":[],
+      "availability_zones":[],"resource_arns":[],"document_count":1}"#;
+    let s: TraceSummary = serde_json::from_str(old).expect("old record");
+    assert!(s.nodes.is_empty() && s.edges.is_empty());
+    assert!(s.fault_root_causes.is_empty() && s.response_time_root_causes.is_empty());
+
+    let new = summary(&[S1, S2, S3]);
+    let text = serde_json::to_string(&new).expect("serialize");
+    let back: TraceSummary = serde_json::from_str(&text).expect("deserialize");
+    assert_eq!(back, new);
+}
+
+#[test]
+fn cyclic_parent_links_terminate() {
+    // Two segments naming each other's subsegment as parent.
+    let a = r#"{"name":"a","id":"000000000000000a","trace_id":"1-5759e990-000000000000000000000007","parent_id":"00000000000000b1",
+      "start_time":1,"end_time":2,"fault":true,"subsegments":[{"id":"00000000000000a1","name":"call-b","start_time":1,"end_time":2,"fault":true}]}"#;
+    let b = r#"{"name":"b","id":"000000000000000b","trace_id":"1-5759e990-000000000000000000000007","parent_id":"00000000000000a1",
+      "start_time":1,"end_time":2,"fault":true,"subsegments":[{"id":"00000000000000b1","name":"call-a","start_time":1,"end_time":2,"fault":true}]}"#;
+    let s = summary(&[a, b]);
+    assert!(s.fault_root_causes.len() <= MAX_ROOT_CAUSES);
+    assert!(s.response_time_root_causes.len() <= 1);
+}
