@@ -27,9 +27,16 @@ const READ_TIMEOUT: Duration = Duration::from_millis(50);
 /// Binds the UDP socket with a large receive buffer.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps it (unless we may force it), and a small buffer only
-    // means earlier drops under bursts.
-    if socket.set_recv_buffer_size(SOCKET_RECV_BUFFER).is_err()
+    // Best effort: the kernel caps the size at `net.core.rmem_max` unless the process
+    // may force it (CAP_NET_ADMIN), and a small buffer only means earlier drops under
+    // bursts.
+    let forced = nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &SOCKET_RECV_BUFFER,
+    )
+    .is_ok();
+    if !forced && socket.set_recv_buffer_size(SOCKET_RECV_BUFFER).is_err()
         || socket
             .recv_buffer_size()
             .is_ok_and(|granted| granted < SOCKET_RECV_BUFFER)

@@ -276,3 +276,120 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A `roentgen daemon` on free loopback ports, with its metrics listener.
+pub struct Daemon {
+    child: Option<Child>,
+    pub udp: String,
+    pub tcp: String,
+    pub metrics: String,
+    args: Vec<String>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `roentgen daemon --endpoint <endpoint>` plus `extra` flags.
+    pub fn start(endpoint: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = Self {
+            child: None,
+            udp: format!("127.0.0.1:{}", free_port()),
+            tcp: format!("127.0.0.1:{}", free_port()),
+            metrics: format!("127.0.0.1:{}", free_port()),
+            args: std::iter::once(format!("--endpoint={endpoint}"))
+                .chain(extra.iter().map(|a| a.to_string()))
+                .collect(),
+            log: dir.path().join("daemon.log"),
+            _dir: dir,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(bin())
+            .args(["daemon", "-b", &self.udp, "-t", &self.tcp, "--metrics-addr", &self.metrics])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start roentgen daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while scrape(&self.metrics, "roentgen_daemon_received_segments_total").is_none() {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("daemon exited early with {st}: {}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "daemon never answered: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        scrape(&self.metrics, name).expect("daemon metrics")
+    }
+
+    /// Waits until `cond` holds for the metrics, or panics with `what`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, cond: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn send(&self, datagrams: &[Vec<u8>]) {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        for (i, d) in datagrams.iter().enumerate() {
+            s.send_to(d, &self.udp).expect("send");
+            // Paced, so the kernel's socket buffer never overflows in a test.
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop first");
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
