@@ -186,3 +186,29 @@ fn bad_config_exits_64_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--buffer-memory"), "{err}");
 }
+
+/// The daemon reports its counters with `PutTelemetryRecords`; serve adds them up.
+#[test]
+fn telemetry_reaches_serve() {
+    let server = Server::start_with(None, false, &[]);
+    let mut daemon = Daemon::start(&server.url(""), &["--telemetry-interval", "300ms"]);
+    let mut datagrams = docs(0, 40, 10);
+    datagrams.push(b"junk".to_vec());
+    daemon.send(&datagrams);
+    daemon.wait_for("40 sent", Duration::from_secs(20), |d| d.metric(SENT) == 40.0);
+    // The final record on shutdown covers whatever the last interval missed.
+    assert!(daemon.stop().success());
+    assert!(server.metric("roentgen_telemetry_records_total") >= 1.0);
+    let text = reqwest::blocking::get(server.url("/metrics"))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    let value = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("roentgen_telemetry_segments_total{{kind=\"{kind}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(value("received"), 41.0, "{text}");
+    assert_eq!(value("sent"), 40.0, "{text}");
+    assert_eq!(value("rejected"), 1.0, "{text}");
+}

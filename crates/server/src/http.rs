@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .route("/TraceSegments", post(put_trace_segments))
         .route("/Traces", post(batch_get_traces))
         .route("/TraceSummaries", post(get_trace_summaries))
+        .route("/TelemetryRecords", post(put_telemetry_records))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -150,6 +151,7 @@ fn operation_of(path: &str) -> &'static str {
         "/TraceSegments" => "PutTraceSegments",
         "/Traces" => "BatchGetTraces",
         "/TraceSummaries" => "GetTraceSummaries",
+        "/TelemetryRecords" => "PutTelemetryRecords",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",
@@ -260,6 +262,33 @@ async fn put_trace_segments(
     Ok(json(&PutTraceSegmentsResult {
         unprocessed_trace_segments: unprocessed,
     }))
+}
+
+/// Daemons report their counters once a minute; Roentgen adds them up on `/metrics`
+/// (`roentgen_telemetry_*`), so losses upstream of the server are visible here.
+async fn put_telemetry_records(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<roentgen_api::telemetry::PutTelemetryRecordsRequest>,
+) -> Result<Response, AwsError> {
+    req.validate()?;
+    let m = &state.metrics;
+    for record in &req.telemetry_records {
+        m.telemetry_records.inc();
+        let counts = [
+            ("received", record.segments_received_count),
+            ("sent", record.segments_sent_count),
+            ("spillover", record.segments_spillover_count),
+            ("rejected", record.segments_rejected_count),
+        ];
+        for (kind, value) in counts {
+            if let Some(v) = value.filter(|v| *v > 0) {
+                m.telemetry_segments
+                    .get_or_create(&crate::metrics::KindLabels { kind })
+                    .inc_by(v as u64);
+            }
+        }
+    }
+    Ok(json(&serde_json::json!({})))
 }
 
 async fn batch_get_traces(

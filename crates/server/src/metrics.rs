@@ -26,6 +26,13 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// What a daemon's telemetry counted.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `received`, `sent`, `spillover` or `rejected`.
+    pub kind: &'static str,
+}
+
 /// HTTP requests by operation and status class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -56,6 +63,10 @@ pub struct Metrics {
     pub store_write_seconds: Histogram,
     /// HTTP requests answered.
     pub requests: Family<RequestLabels, Counter>,
+    /// Telemetry records daemons sent (`PutTelemetryRecords`).
+    pub telemetry_records: Counter,
+    /// Segments daemons reported in their telemetry, by kind.
+    pub telemetry_segments: Family<KindLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +98,21 @@ impl Metrics {
         let store_errors = Counter::default();
         let store_write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let requests = Family::<RequestLabels, Counter>::default();
+        let telemetry_records = Counter::default();
+        let telemetry_segments = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "roentgen_telemetry_records",
+            "Telemetry records received from daemons (PutTelemetryRecords)",
+            telemetry_records.clone(),
+        );
+        registry.register(
+            "roentgen_telemetry_segments",
+            "Segments daemons reported in their telemetry, by kind",
+            telemetry_segments.clone(),
+        );
+        for kind in ["received", "sent", "spillover", "rejected"] {
+            let _ = telemetry_segments.get_or_create(&KindLabels { kind });
+        }
         registry.register(
             "roentgen_ingest_received_segments",
             "Segment documents received, before validation",
@@ -171,6 +197,8 @@ impl Metrics {
             store_errors,
             store_write_seconds,
             requests,
+            telemetry_records,
+            telemetry_segments,
         }
     }
 
