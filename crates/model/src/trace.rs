@@ -203,7 +203,9 @@ fn push_call(list: &mut Vec<CallStatus>, call: CallStatus) {
 }
 
 /// A node of the trace's graph with the outcome of each of its segments (for an
-/// inferred node: of each call to it).
+/// inferred node: of each call to it). A segment's record carries the error, throttle
+/// and fault flags of the subsegments it owns, embedded or sent separately, the way
+/// the trace-level flags cover the entry service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSummary {
     /// The node.
@@ -722,15 +724,28 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
 
     // What sub-filters read: each node's segments and each edge's calls, including
     // unfinished ones (the rollups above count finished work only).
+    // A node's segment record carries the flags of the subsegments it owns (embedded
+    // or sent separately), as the trace-level flags do for the entry service.
+    let mut owned_flags = vec![(false, false, false); docs.len()];
+    for (e, o) in &entities {
+        if let Some(f) = o.and_then(|o| owned_flags.get_mut(o)) {
+            f.0 |= e.error;
+            f.1 |= e.throttle;
+            f.2 |= e.fault;
+        }
+    }
     let mut node_calls: BTreeMap<ServiceKey, (bool, Vec<CallStatus>)> = BTreeMap::new();
     let mut edge_calls: BTreeMap<(ServiceKey, ServiceKey), Vec<CallStatus>> = BTreeMap::new();
     for &i in &segments {
         let seg = docs[i];
         let me = key_of(i);
-        push_call(
-            &mut node_calls.entry(me.clone()).or_default().1,
-            CallStatus::of(seg),
-        );
+        let mut status = CallStatus::of(seg);
+        if let Some(&(error, throttle, fault)) = owned_flags.get(i) {
+            status.error |= error;
+            status.throttle |= throttle;
+            status.fault |= fault;
+        }
+        push_call(&mut node_calls.entry(me.clone()).or_default().1, status);
         if let Some(p) = seg.parent_id.as_deref()
             && let Some(&caller) = owner.get(p).filter(|o| **o != i)
         {

@@ -60,7 +60,12 @@ fn reference_trace_nodes_carry_each_segment_outcome() {
     let web = &s.nodes[2];
     assert!(web.root && !web.inferred);
     assert_eq!(web.segments.len(), 1, "S3 is a subsegment, not a segment");
-    assert!(web.segments[0].is_ok(), "the web segment itself is ok");
+    let own = &web.segments[0];
+    assert!(
+        own.fault && own.error && own.throttle,
+        "the web segment carries its subsegments' flags: S3's fault, DynamoDB's throttle"
+    );
+    assert_eq!(own.http.as_ref().and_then(|h| h.status), Some(200));
 }
 
 #[test]

@@ -20,7 +20,7 @@
 use roentgen_model::{Document, TraceSummary, derive};
 
 /// Documents of each fixture trace, in order 1..=11.
-pub const TRACES: &[&[&str]] = &[
+pub(crate) const TRACES: &[&[&str]] = &[
     // 1: reference T1 = {S1, S2, S3}.
     &[
         r#"{"name":"web","id":"70de5b6f19ff9a0a","trace_id":"1-5759e988-bd862e3fe1be46a994272793",
@@ -174,7 +174,7 @@ pub const TRACES: &[&[&str]] = &[
 ];
 
 /// The summary of each fixture trace (index 0 is trace 1).
-pub fn summaries() -> Vec<TraceSummary> {
+pub(crate) fn summaries() -> Vec<TraceSummary> {
     TRACES
         .iter()
         .map(|docs| {
