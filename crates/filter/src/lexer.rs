@@ -156,6 +156,17 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, ParseError> {
                 i = end;
                 continue;
             }
+            b'.' if next.is_some_and(|n| n.is_ascii_digit()) => {
+                let mut end = i + 1;
+                while end < bytes.len() && is_word_char(bytes[end]) {
+                    end += 1;
+                }
+                return Err(err(
+                    ParseErrorKind::InvalidNumber(input[start..end].to_string()),
+                    start,
+                    end,
+                ));
+            }
             c if is_word_start(c) => {
                 let mut end = i + 1;
                 while end < bytes.len() && is_word_char(bytes[end]) {
@@ -218,10 +229,12 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), ParseError> 
                         }
                         None => {
                             let from = at(off);
-                            let mut end = (at(eoff) + 5).min(input.len());
-                            while !input.is_char_boundary(end) {
-                                end -= 1;
-                            }
+                            let hex = input[at(eoff) + 1..]
+                                .bytes()
+                                .take(4)
+                                .take_while(u8::is_ascii_hexdigit)
+                                .count();
+                            let end = at(eoff) + 1 + hex;
                             return Err(ParseError::new(
                                 ParseErrorKind::InvalidEscape(input[from..end].to_string()),
                                 Span::new(from, end),

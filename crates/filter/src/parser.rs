@@ -371,7 +371,7 @@ impl<'a> Parser<'a> {
                 let node = if self.peek().tok == Tok::RParen {
                     NodeId::default()
                 } else {
-                    self.parse_node("service(")?
+                    self.parse_node("`service(`")?
                 };
                 self.expect(Tok::RParen, "`)`")?;
                 let filter = self.parse_block(Scope::Service)?;
@@ -380,7 +380,7 @@ impl<'a> Parser<'a> {
             "edge" => {
                 complex_only_at_top(self)?;
                 self.expect(Tok::LParen, "`(` after edge")?;
-                let source = self.parse_node("edge(")?;
+                let source = self.parse_node("`edge(`")?;
                 self.expect(Tok::Comma, "`,` between the two nodes of edge()")?;
                 let target = self.parse_node("`,`")?;
                 self.expect(Tok::RParen, "`)`")?;
@@ -676,7 +676,7 @@ impl<'a> Parser<'a> {
                     }
                     self.bump();
                     if self.peek().tok != Tok::Colon {
-                        return Err(self.expected_after("`:`", label.to_string()));
+                        return Err(self.expected_after("`:`", format!("`{label}`")));
                     }
                     self.bump();
                     match self.peek().tok.clone() {
