@@ -10,17 +10,11 @@
 
 #![allow(missing_docs)]
 
-use std::io::IoSlice;
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
-
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
-
-const SEND_BATCH: usize = 32;
-
 #[path = "../tests/util/mod.rs"]
 mod util;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use roentgen_loadgen::{Load, send};
 use util::env_or;
 
 fn metric(http: &str, name: &str) -> f64 {
@@ -36,21 +30,6 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// A realistic ~1 KB segment with http, annotations, metadata and two subsegments.
-fn document(trace: &str, id: u64, parent: Option<u64>, now: f64) -> String {
-    let parent = parent
-        .map(|p| format!(r#","parent_id":"{p:016x}""#))
-        .unwrap_or_default();
-    format!(
-        r#"{{"trace_id":"{trace}","id":"{id:016x}"{parent},"name":"svc-{svc}","origin":"AWS::EC2::Instance","start_time":{now:.3},"end_time":{end:.3},"http":{{"request":{{"method":"GET","url":"https://svc-{svc}.example.com/api/orders/12345?expand=items","client_ip":"10.1.2.3","user_agent":"Mozilla/5.0 (X11; Linux x86_64) bench"}},"response":{{"status":200,"content_length":1834}}}},"annotations":{{"customer":"c-{id}","tier":"gold","items":3,"vip":true}},"metadata":{{"default":{{"note":"padding padding padding padding padding padding padding padding padding padding padding"}}}},"aws":{{"ec2":{{"instance_id":"i-0123456789abcdef0","availability_zone":"us-east-1a"}}}},"subsegments":[{{"id":"{s1:016x}","name":"DynamoDB","namespace":"aws","start_time":{now:.3},"end_time":{end2:.3},"aws":{{"operation":"GetItem","table_name":"orders"}},"http":{{"response":{{"status":200}}}}}},{{"id":"{s2:016x}","name":"payments.internal","namespace":"remote","start_time":{now:.3},"end_time":{end2:.3},"http":{{"request":{{"method":"POST","url":"https://payments.internal/charge"}},"response":{{"status":200}}}}}}]}}"#,
-        svc = id % 7,
-        end = now + 0.120,
-        end2 = now + 0.040,
-        s1 = id ^ 0x1111,
-        s2 = id ^ 0x2222,
-    )
-}
-
 fn main() {
     // `cargo bench` passes --bench; ignore arguments.
     let rate = env_or("BENCH_RATE", 100_000);
@@ -61,63 +40,18 @@ fn main() {
     let mut server = util::Server::start_with(None, true, &["--log-level", "warn"]);
     let (http, udp) = (server.http.clone(), server.udp.clone());
 
-    // Pre-build the datagrams so the sender only sends.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    let unique = total.min(200_000);
-    let grams: Vec<Vec<u8>> = (0..unique)
-        .map(|i| {
-            let t = i / per_trace;
-            let trace = format!("1-{:08x}-{:024x}", now as u64, t + 1);
-            let parent = (i % per_trace != 0).then(|| (i - 1) ^ 0x2222);
-            let mut d = br#"{"format":"json","version":1}"#.to_vec();
-            d.push(b'\n');
-            d.extend_from_slice(document(&trace, i + 1, parent, now).as_bytes());
-            d
-        })
-        .collect();
-    let avg = grams.iter().map(Vec::len).sum::<usize>() / grams.len();
-
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    sock.connect(&udp).expect("connect");
+    // Pre-built datagrams; the generator sends them with UDP segmentation offload so it
+    // takes as little as possible of the two cores from the server.
+    let load = Load {
+        rate,
+        duration: Duration::from_secs(seconds),
+        segments_per_trace: per_trace,
+        size: 1000,
+    };
+    let grams = load.datagrams();
     let start = Instant::now();
-    let mut send_errors = 0u64;
-    let mut i = 0u64;
-    let fd = sock.as_raw_fd();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(SEND_BATCH, None);
-    let no_addr: Vec<Option<SockaddrStorage>> = vec![None; SEND_BATCH];
-    while i < total {
-        // Pace in 1 ms steps: send what is due with sendmmsg, then sleep (a spinning or
-        // one-syscall-per-datagram sender would take a core from the server on this
-        // 2-core machine; real SDKs run on other hosts).
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-        while i < due {
-            let n = ((due - i) as usize).min(SEND_BATCH);
-            let iovs: Vec<[IoSlice<'_>; 1]> = (0..n as u64)
-                .map(|k| [IoSlice::new(&grams[((i + k) % unique) as usize])])
-                .collect();
-            match sendmmsg(
-                fd,
-                &mut headers,
-                &iovs,
-                &no_addr[..n],
-                [],
-                MsgFlags::empty(),
-            ) {
-                Ok(sent) => {
-                    let sent = sent.count().max(1) as u64;
-                    i += sent;
-                }
-                Err(_) => {
-                    send_errors += 1;
-                    i += 1;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let sent = send(udp.parse().expect("udp address"), &load, &grams).expect("send");
+    let (avg, send_errors) = (sent.avg_bytes, sent.errors);
     let send_secs = start.elapsed().as_secs_f64();
 
     // Wait until the server has stored what it received and nothing moves.

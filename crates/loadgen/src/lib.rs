@@ -1,0 +1,240 @@
+//! Load for Roentgen's benchmarks: realistic segment documents, a paced UDP sender that
+//! speaks the daemon protocol, and a cheap HTTP sink that answers `PutTraceSegments`
+//! and counts documents. The `roentgen-loadgen` binary runs either from the command
+//! line; the benchmarks use them as a library. No other Roentgen crate is used, so the
+//! load is what any X-Ray SDK would send.
+
+use std::io::IoSlice;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+
+/// The header every X-Ray SDK sends.
+pub const HEADER: &[u8] = br#"{"format":"json","version":1}"#;
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A realistic segment (~1.2 KB) with http, annotations, metadata, aws and two
+/// subsegments; `pad` extra bytes of metadata make it larger.
+pub fn document(trace: &str, id: u64, parent: Option<u64>, now: f64, pad: usize) -> String {
+    let parent = parent
+        .map(|p| format!(r#","parent_id":"{p:016x}""#))
+        .unwrap_or_default();
+    let padding = "p".repeat(pad);
+    format!(
+        r#"{{"trace_id":"{trace}","id":"{id:016x}"{parent},"name":"svc-{svc}","origin":"AWS::EC2::Instance","start_time":{now:.3},"end_time":{end:.3},"http":{{"request":{{"method":"GET","url":"https://svc-{svc}.example.com/api/orders/12345?expand=items","client_ip":"10.1.2.3","user_agent":"Mozilla/5.0 (X11; Linux x86_64) bench"}},"response":{{"status":200,"content_length":1834}}}},"annotations":{{"customer":"c-{id}","tier":"gold","items":3,"vip":true}},"metadata":{{"default":{{"note":"padding padding padding padding padding padding padding padding padding padding padding{padding}"}}}},"aws":{{"ec2":{{"instance_id":"i-0123456789abcdef0","availability_zone":"us-east-1a"}}}},"subsegments":[{{"id":"{s1:016x}","name":"DynamoDB","namespace":"aws","start_time":{now:.3},"end_time":{end2:.3},"aws":{{"operation":"GetItem","table_name":"orders"}},"http":{{"response":{{"status":200}}}}}},{{"id":"{s2:016x}","name":"payments.internal","namespace":"remote","start_time":{now:.3},"end_time":{end2:.3},"http":{{"request":{{"method":"POST","url":"https://payments.internal/charge"}},"response":{{"status":200}}}}}}]}}"#,
+        svc = id % 7,
+        end = now + 0.120,
+        end2 = now + 0.040,
+        s1 = id ^ 0x1111,
+        s2 = id ^ 0x2222,
+    )
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Datagrams per second.
+    pub rate: u64,
+    /// How long.
+    pub duration: Duration,
+    /// Segments per trace (the first is the root, the others its children).
+    pub segments_per_trace: u64,
+    /// Target size of a document in bytes (at least the ~1.2 KB base document).
+    pub size: usize,
+}
+
+impl Load {
+    /// Pre-built datagrams (at most 200,000 distinct ones, reused round-robin), all of
+    /// the same length (documents end in JSON whitespace where needed), so the sender
+    /// can hand the kernel many at once with UDP segmentation offload.
+    pub fn datagrams(&self) -> Vec<Vec<u8>> {
+        let total = self.rate * self.duration.as_secs().max(1);
+        let unique = total.clamp(1, 200_000);
+        let per_trace = self.segments_per_trace.max(1);
+        let now = now();
+        let base = document("1-00000000-000000000000000000000000", 1, None, now, 0).len();
+        let pad = self.size.saturating_sub(base);
+        let run = std::process::id() as u64;
+        let mut grams = (0..unique)
+            .map(|i| {
+                let t = i / per_trace;
+                let trace = format!("1-{:08x}-{run:08x}{:016x}", now as u64, t + 1);
+                let parent = (i % per_trace != 0).then(|| i ^ 0x2222);
+                let mut d = HEADER.to_vec();
+                d.push(b'\n');
+                d.extend_from_slice(document(&trace, i + 1, parent, now, pad).as_bytes());
+                d
+            })
+            .collect::<Vec<_>>();
+        let longest = grams.iter().map(Vec::len).max().unwrap_or(0);
+        for d in &mut grams {
+            d.resize(longest, b' ');
+        }
+        grams
+    }
+}
+
+/// What a send run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sent {
+    /// Datagrams handed to the kernel.
+    pub sent: u64,
+    /// Failed `sendmmsg` calls.
+    pub errors: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Average datagram size.
+    pub avg_bytes: usize,
+}
+
+/// Pins the calling thread to one CPU (best effort; returns whether it worked).
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).is_ok()
+        && nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).is_ok()
+}
+
+/// Sends `datagrams` round-robin to `target` at `load.rate` for `load.duration`, paced
+/// in 1 ms steps (a spinning sender would take a core from the receiver on a small
+/// machine). Datagrams of equal length go out up to 56 per system call with UDP
+/// segmentation offload (`UDP_SEGMENT`); otherwise, or where the kernel refuses it,
+/// with `sendmmsg`.
+pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::Result<Sent> {
+    const BATCH: usize = 64;
+    let sock = UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    sock.connect(target)?;
+    let total = load.rate * load.duration.as_secs_f64() as u64;
+    let fd = sock.as_raw_fd();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let no_addr: Vec<Option<SockaddrStorage>> = vec![None; BATCH];
+    let unique = datagrams.len().max(1) as u64;
+    let len = datagrams.first().map_or(0, Vec::len);
+    let uniform = len > 0 && datagrams.iter().all(|d| d.len() == len);
+    // Segments per GSO send: within 64 KiB and the kernel's 64-segment limit.
+    let per_gso = if uniform { (65_000 / len).min(56) } else { 0 };
+    let mut gso = per_gso > 1;
+    let mut staging = Vec::with_capacity(65_536);
+    let mut out = Sent {
+        avg_bytes: datagrams.iter().map(Vec::len).sum::<usize>() / datagrams.len().max(1),
+        ..Sent::default()
+    };
+    let start = Instant::now();
+    let mut i = 0u64;
+    while i < total {
+        let due = ((start.elapsed().as_secs_f64() * load.rate as f64) as u64).min(total);
+        while i < due {
+            if gso {
+                let n = ((due - i) as usize).min(per_gso);
+                staging.clear();
+                for k in 0..n as u64 {
+                    staging.extend_from_slice(&datagrams[((i + k) % unique) as usize]);
+                }
+                let segment = len as u16;
+                let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&segment)];
+                let iov = [IoSlice::new(&staging)];
+                match nix::sys::socket::sendmsg::<()>(fd, &iov, &cmsg, MsgFlags::empty(), None) {
+                    Ok(_) => {
+                        i += n as u64;
+                        out.sent += n as u64;
+                    }
+                    Err(nix::errno::Errno::EIO | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOPROTOOPT) => {
+                        // No segmentation offload here: fall back to sendmmsg.
+                        gso = false;
+                    }
+                    Err(_) => out.errors += 1,
+                }
+                continue;
+            }
+            let n = ((due - i) as usize).min(BATCH);
+            let iovs: Vec<[IoSlice<'_>; 1]> = (0..n as u64)
+                .map(|k| [IoSlice::new(&datagrams[((i + k) % unique) as usize])])
+                .collect();
+            match sendmmsg(fd, &mut headers, &iovs, &no_addr[..n], [], MsgFlags::empty()) {
+                Ok(results) => {
+                    let n = results.count().max(1) as u64;
+                    i += n;
+                    out.sent += n;
+                }
+                Err(_) => {
+                    out.errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Counts of a sink.
+#[derive(Debug, Default)]
+pub struct SinkCounts {
+    /// `PutTraceSegments` requests answered.
+    pub requests: AtomicU64,
+    /// Documents in them.
+    pub documents: AtomicU64,
+}
+
+/// A cheap X-Ray endpoint: answers `POST /TraceSegments` with no unprocessed segments
+/// and counts the documents; `GET /count` returns the counts as JSON. Anything else is
+/// answered 200 `{}` (telemetry, sampling).
+pub fn sink_router(counts: Arc<SinkCounts>) -> axum::Router {
+    use axum::routing::{get, post};
+
+    #[derive(serde::Deserialize)]
+    struct Put {
+        #[serde(rename = "TraceSegmentDocuments")]
+        docs: Vec<serde::de::IgnoredAny>,
+    }
+
+    let put_counts = Arc::clone(&counts);
+    let get_counts = Arc::clone(&counts);
+    axum::Router::new()
+        .route(
+            "/TraceSegments",
+            post(move |body: bytes::Bytes| {
+                let counts = Arc::clone(&put_counts);
+                async move {
+                    match serde_json::from_slice::<Put>(&body) {
+                        Ok(put) => {
+                            counts.requests.fetch_add(1, Ordering::Relaxed);
+                            counts
+                                .documents
+                                .fetch_add(put.docs.len() as u64, Ordering::Relaxed);
+                            (
+                                axum::http::StatusCode::OK,
+                                r#"{"UnprocessedTraceSegments":[]}"#,
+                            )
+                        }
+                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, r#"{"__type":"InvalidRequestException"}"#),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/count",
+            get(move || {
+                let counts = Arc::clone(&get_counts);
+                async move {
+                    format!(
+                        r#"{{"requests":{},"documents":{}}}"#,
+                        counts.requests.load(Ordering::Relaxed),
+                        counts.documents.load(Ordering::Relaxed)
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { "{}" })
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+}
