@@ -28,7 +28,7 @@
 //! `rootcause.responsetime.{service,entity}` with an optional `{ sub-filter }`,
 //! `rootcause.json = #[…]` (also spelled `json`), the operators `= != < <= > >=
 //! CONTAINS BEGINSWITH ENDSWITH`, `AND`, `OR`, `!`/`NOT` and parentheses. See
-//! [`parser`](crate::parser) for the grammar and [`lexer`](crate::lexer) for tokens.
+//! [`parser`] for the grammar and [`lexer`] for tokens.
 //!
 //! # Choices where AWS documents nothing
 //!
@@ -76,7 +76,9 @@
 //!   entry segment's request and response.
 //! - **`service(…) { f }`** is true when some segment of a matching node satisfies `f`
 //!   (for an inferred node: some call to it). Inside, `ok error fault throttle partial
-//!   responsetime http.*` read that segment (`error` includes throttles), `name`/`type`
+//!   responsetime http.*` read that segment (`error` includes throttles; the flags
+//!   include those of the subsegments the segment owns, embedded or sent separately, as
+//!   the trace-level flags do for the entry service), `name`/`type`
 //!   the node, `root` whether the node is the entry point, `inferred` whether it is
 //!   inferred. `service()` matches any node. Without a block, a node must exist.
 //!   `id(type: …)` compares types exactly: the Lambda function node
