@@ -236,6 +236,15 @@ pub struct EdgeSummary {
 /// A root cause of a fault, an error or the response time of a trace: the chain of
 /// services from the entry point to the one where it started. The shape follows the
 /// X-Ray API's `FaultRootCause`, `ErrorRootCause` and `ResponseTimeRootCause`.
+///
+/// AWS does not document how it picks them; Roentgen's rules: a fault (error) root
+/// cause starts at every faulted (errored or throttled) segment or subsegment none of
+/// whose children is; its chain is the path from the top of the trace down to it
+/// (a segment's parent is the subsegment that called it), grouped into services by
+/// owning segment, with the inferred node appended when the path ends in an
+/// unanswered `aws`/`remote` call. The response-time root cause follows the slowest
+/// child from the entry segment while that child took at least half of its parent's
+/// time; `coverage` is an entity's response time over the entry segment's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RootCause {
     /// Services from the entry point down to the cause (the last one).
