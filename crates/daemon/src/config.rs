@@ -221,6 +221,18 @@ impl Endpoint {
         }
     }
 
+    /// True when the endpoint is an AWS X-Ray endpoint (by its host name).
+    pub fn is_aws(&self) -> bool {
+        reqwest::Url::parse(&self.base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| {
+                ["amazonaws.com", "amazonaws.com.cn", "c2s.ic.gov", "sc2s.sgov.gov"]
+                    .iter()
+                    .any(|d| h.ends_with(&format!(".{d}")))
+            })
+    }
+
     /// `base` + `path` (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -662,6 +674,9 @@ Version: 2
         };
         let s = resolve(&flags, None).expect("valid");
         assert_eq!(s.endpoint.base, "https://xray.eu-west-1.amazonaws.com");
+        assert!(s.endpoint.is_aws());
+        assert!(!Endpoint::parse("http://127.0.0.1:2772").is_ok_and(|e| e.is_aws()));
+        assert!(!Endpoint::parse("http://amazonaws.com.evil.example").is_ok_and(|e| e.is_aws()));
         assert_eq!(
             Endpoint::for_region("cn-north-1").base,
             "https://xray.cn-north-1.amazonaws.com.cn"

@@ -14,6 +14,7 @@
 //! unprocessed. It depends on `roentgen-api` for the wire shapes, never on the server
 //! or the store.
 
+pub mod auth;
 pub mod buffer;
 pub mod config;
 pub mod error;
@@ -70,6 +71,7 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     pipeline: Arc<Pipeline>,
     telemetry_interval: Duration,
+    signer: Option<Arc<auth::Signer>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -127,12 +129,45 @@ impl Daemon {
             metrics,
             pipeline,
             telemetry_interval: Duration::from_secs(60),
+            signer: None,
         })
     }
 
     /// Sets how often telemetry is reported (a minute unless changed).
     pub fn with_telemetry_interval(mut self, interval: Duration) -> Self {
         self.telemetry_interval = interval;
+        self
+    }
+
+    /// Finds AWS credentials in the standard chain (see [`auth`]) given the process
+    /// environment and home directory; with them every request is signed with SigV4.
+    /// Without any, requests go unsigned (fine for `roentgen serve` without `--auth`).
+    pub fn with_credentials_from(
+        mut self,
+        env: &std::collections::HashMap<String, String>,
+        home: Option<std::path::PathBuf>,
+    ) -> Self {
+        let region = self
+            .settings
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(self.settings.no_verify_ssl)
+            .build()
+            .unwrap_or_default();
+        // The instance role is only worth asking for when the endpoint is AWS itself:
+        // a daemon aimed at `roentgen serve` elsewhere should not wait on IMDS.
+        let skip_imds = self.settings.local_mode || !self.settings.endpoint.is_aws();
+        self.signer = auth::CredentialsProvider::discover(
+            env,
+            home,
+            skip_imds,
+            self.settings.role_arn.as_deref(),
+            &region,
+            client,
+        )
+        .map(|p| Arc::new(auth::Signer::new(p, region)));
         self
     }
 
@@ -156,7 +191,8 @@ impl Daemon {
             .user_agent(concat!("roentgen-daemon/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
-            .pool_max_idle_per_host(self.settings.concurrency.max(2));
+            .pool_max_idle_per_host(self.settings.concurrency.max(2))
+            .danger_accept_invalid_certs(self.settings.no_verify_ssl);
         if let Some(proxy) = &self.settings.proxy_address {
             builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
         }
@@ -178,6 +214,10 @@ impl Daemon {
             config = ?settings.config_file,
             "roentgen daemon started"
         );
+        match &self.signer {
+            Some(s) => tracing::info!(credentials = %s.describe(), "requests are signed with SigV4"),
+            None => tracing::info!("no AWS credentials found; requests are not signed"),
+        }
         if let Some(spool) = self.pipeline.spool()
             && !spool.is_empty()
         {
@@ -192,6 +232,7 @@ impl Daemon {
             client.clone(),
             settings.endpoint.clone(),
             Arc::clone(&self.metrics),
+            self.signer.clone(),
         );
         let tcp = tokio::net::TcpListener::from_std(self.tcp)?;
         let stop = stop_servers.clone();
@@ -255,6 +296,7 @@ impl Daemon {
                 metrics: Arc::clone(&self.metrics),
                 client: client.clone(),
                 endpoint: settings.endpoint.clone(),
+                signer: self.signer.clone(),
             };
             senders.spawn(sender.run(abort.clone()));
         }
@@ -281,6 +323,7 @@ impl Daemon {
         let telemetry = Telemetry {
             client: client.clone(),
             endpoint: settings.endpoint.clone(),
+            signer: self.signer.clone(),
             metrics: Arc::clone(&self.metrics),
             interval: self.telemetry_interval,
             resource_arn: settings.resource_arn.clone(),

@@ -24,6 +24,15 @@ struct ProxyState {
     client: reqwest::Client,
     endpoint: Endpoint,
     metrics: Arc<Metrics>,
+    signer: Option<Arc<crate::auth::Signer>>,
+}
+
+/// Headers of a client's own signature, replaced when the proxy signs.
+fn signature_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization" | "x-amz-date" | "x-amz-security-token" | "x-amz-content-sha256"
+    )
 }
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1),
@@ -64,10 +73,29 @@ async fn forward(
 ) -> Response {
     state.metrics.proxied.inc();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = state.client.request(method, state.endpoint.url(path));
+    let url = state.endpoint.url(path);
+    let mut request = state.client.request(method.clone(), &url);
     for (name, value) in &headers {
-        if !hop_by_hop(name) {
+        if !hop_by_hop(name) && !(state.signer.is_some() && signature_header(name)) {
             request = request.header(name, value);
+        }
+    }
+    // Like the official daemon, the proxy signs with its own credentials, so SDKs can
+    // poll without any.
+    if let Some(signer) = &state.signer {
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let signed: Vec<(&str, &str)> = content_type
+            .map(|c| vec![("content-type", c)])
+            .unwrap_or_default();
+        match signer.sign(method.as_str(), &url, &signed, &body).await {
+            Ok(extra) => {
+                for (k, v) in extra {
+                    request = request.header(k, v);
+                }
+            }
+            Err(e) => return bad_gateway(format!("cannot sign the request: {e}")),
         }
     }
     let response = match request.body(body).send().await {
@@ -91,7 +119,12 @@ async fn forward(
 }
 
 /// The proxy's router.
-pub fn router(client: reqwest::Client, endpoint: Endpoint, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    client: reqwest::Client,
+    endpoint: Endpoint,
+    metrics: Arc<Metrics>,
+    signer: Option<Arc<crate::auth::Signer>>,
+) -> Router {
     Router::new()
         .fallback(forward)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -99,5 +132,6 @@ pub fn router(client: reqwest::Client, endpoint: Endpoint, metrics: Arc<Metrics>
             client,
             endpoint,
             metrics,
+            signer,
         })
 }

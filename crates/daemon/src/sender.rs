@@ -80,18 +80,31 @@ pub(crate) struct Sender {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) client: reqwest::Client,
     pub(crate) endpoint: Endpoint,
+    pub(crate) signer: Option<Arc<crate::auth::Signer>>,
 }
 
 impl Sender {
     async fn call(&self, batch: &[Doc]) -> Outcome {
         let body = request_body(batch);
-        let response = self
+        let url = self.endpoint.url("/TraceSegments");
+        let mut request = self
             .client
-            .post(self.endpoint.url("/TraceSegments"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(signer) = &self.signer {
+            match signer
+                .sign("POST", &url, &[("content-type", "application/json")], &body)
+                .await
+            {
+                Ok(headers) => {
+                    for (k, v) in headers {
+                        request = request.header(k, v);
+                    }
+                }
+                Err(e) => return Outcome::Retry("other", format!("{e}")),
+            }
+        }
+        let response = request.body(body).send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {

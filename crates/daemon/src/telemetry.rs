@@ -77,6 +77,7 @@ impl Totals {
 pub(crate) struct Telemetry {
     pub(crate) client: reqwest::Client,
     pub(crate) endpoint: Endpoint,
+    pub(crate) signer: Option<Arc<crate::auth::Signer>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) interval: Duration,
     pub(crate) resource_arn: Option<String>,
@@ -94,12 +95,29 @@ impl Telemetry {
                 hostname: self.hostname.clone(),
                 resource_arn: self.resource_arn.clone(),
             };
-            let sent = self
+            let url = self.endpoint.url("/TelemetryRecords");
+            let body = serde_json::to_vec(&request).unwrap_or_default();
+            let mut req = self
                 .client
-                .post(self.endpoint.url("/TelemetryRecords"))
-                .json(&request)
-                .send()
-                .await;
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            if let Some(signer) = &self.signer {
+                match signer
+                    .sign("POST", &url, &[("content-type", "application/json")], &body)
+                    .await
+                {
+                    Ok(headers) => {
+                        for (k, v) in headers {
+                            req = req.header(k, v);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("cannot sign telemetry, kept for later: {e}");
+                        return;
+                    }
+                }
+            }
+            let sent = req.body(body).send().await;
             match sent {
                 Ok(r) if r.status().is_success() => {
                     pending.drain(..n);

@@ -68,11 +68,10 @@ pub(crate) fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     init_logging(&settings)?;
     info!(version = env!("CARGO_PKG_VERSION"), "starting roentgen daemon");
     if settings.no_verify_ssl {
-        warn!("NoVerifySSL is set but TLS is not supported yet; only http endpoints work");
+        warn!("NoVerifySSL is set: the endpoint's TLS certificate is not checked");
     }
-    if settings.role_arn.is_some() {
-        warn!("RoleARN is set but request signing is not supported yet; requests are unsigned");
-    }
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,7 +79,9 @@ pub(crate) fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("start the async runtime")?;
     runtime.block_on(async move {
-        let daemon = Daemon::bind(settings)?.with_telemetry_interval(telemetry_interval);
+        let daemon = Daemon::bind(settings)?
+            .with_telemetry_interval(telemetry_interval)
+            .with_credentials_from(&env, home);
         let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
         let cancel = CancellationToken::new();
