@@ -20,8 +20,8 @@ pub mod convert;
 pub mod daemon_protocol;
 pub mod decode;
 pub mod error;
-pub mod timestamp;
 pub mod telemetry;
+pub mod timestamp;
 pub mod traces;
 
 pub use decode::{decode_request, json_error_to_api_error};

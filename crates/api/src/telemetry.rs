@@ -13,13 +13,21 @@ pub struct PutTelemetryRecordsRequest {
     /// Required. One record per reporting interval.
     pub telemetry_records: Vec<TelemetryRecord>,
     /// EC2 instance the daemon runs on.
-    #[serde(rename = "EC2InstanceId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EC2InstanceId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ec2_instance_id: Option<String>,
     /// Host name of the daemon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// ARN of the resource the daemon runs on.
-    #[serde(rename = "ResourceARN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ResourceARN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource_arn: Option<String>,
 }
 
@@ -74,10 +82,18 @@ pub struct BackendConnectionErrors {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_refused_count: Option<i64>,
     /// Answers with a 4xx status.
-    #[serde(rename = "HTTPCode4XXCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HTTPCode4XXCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_code_4xx_count: Option<i64>,
     /// Answers with a 5xx status.
-    #[serde(rename = "HTTPCode5XXCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HTTPCode5XXCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_code_5xx_count: Option<i64>,
     /// Host names that did not resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]

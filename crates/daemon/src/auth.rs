@@ -151,7 +151,10 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let time = time.trim_end_matches('Z');
     let time = time.split(['+']).next()?;
     let mut t = time.split(':');
-    let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
     let ss = t.next()?.split('.').next()?.parse::<i64>().ok()?;
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if m <= 2 { y - 1 } else { y };
@@ -226,8 +229,7 @@ impl CredentialsProvider {
                 .or_else(|| home.map(|h| h.join(".aws").join("credentials")))?;
             let text = std::fs::read_to_string(path).ok()?;
             let profile = get("AWS_PROFILE").unwrap_or_else(|| "default".into());
-            shared_file_keys(&text, &profile)
-                .map(|k| Source::Static(k, "shared credentials file"))
+            shared_file_keys(&text, &profile).map(|k| Source::Static(k, "shared credentials file"))
         });
         let source = source.or_else(|| {
             let token = get("AWS_CONTAINER_AUTHORIZATION_TOKEN").or_else(|| {
@@ -241,7 +243,8 @@ impl CredentialsProvider {
                     token,
                 })
             } else {
-                get("AWS_CONTAINER_CREDENTIALS_FULL_URI").map(|url| Source::Container { url, token })
+                get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                    .map(|url| Source::Container { url, token })
             }
         });
         let source = source.or_else(|| {
@@ -488,7 +491,10 @@ mod tests {
         let text = "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n\
                     [other]\n# comment\naws_access_key_id=AKIDOTHER\naws_secret_access_key=s2\naws_session_token = t\n";
         let d = shared_file_keys(text, "default").expect("default");
-        assert_eq!((d.access_key_id.as_str(), d.session_token), ("AKIDDEFAULT", None));
+        assert_eq!(
+            (d.access_key_id.as_str(), d.session_token),
+            ("AKIDDEFAULT", None)
+        );
         let o = shared_file_keys(text, "other").expect("other");
         assert_eq!(o.access_key_id, "AKIDOTHER");
         assert_eq!(o.session_token.as_deref(), Some("t"));
@@ -499,7 +505,9 @@ mod tests {
     fn rfc3339() {
         let t = parse_rfc3339("2026-11-24T12:00:00Z").expect("parses");
         assert_eq!(
-            t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).ok(),
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .ok(),
             Some(1_795_521_600)
         );
         assert_eq!(
@@ -513,13 +521,19 @@ mod tests {
     fn chain_order() {
         let client = reqwest::Client::new();
         let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         let p = CredentialsProvider::discover(
             &env(&[
                 ("AWS_ACCESS_KEY_ID", "AKID"),
                 ("AWS_SECRET_ACCESS_KEY", "s"),
-                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "http://127.0.0.1:1/creds",
+                ),
             ]),
             None,
             false,
@@ -530,7 +544,10 @@ mod tests {
         .expect("env keys");
         assert_eq!(p.describe(), "environment");
         let p = CredentialsProvider::discover(
-            &env(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds")]),
+            &env(&[(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:1/creds",
+            )]),
             None,
             true,
             Some("arn:aws:iam::123456789012:role/x"),
@@ -540,7 +557,10 @@ mod tests {
         .expect("container");
         assert!(p.describe().starts_with("container"), "{}", p.describe());
         // Local mode without any source: no credentials, requests go unsigned.
-        assert!(CredentialsProvider::discover(&env(&[]), None, true, None, "us-east-1", client).is_none());
+        assert!(
+            CredentialsProvider::discover(&env(&[]), None, true, None, "us-east-1", client)
+                .is_none()
+        );
     }
 
     #[test]

@@ -145,7 +145,11 @@ impl Buffer {
         let mut inner = self.lock();
         let len = inner.queue.len();
         if len == 0 {
-            return if inner.closed { Take::Closed } else { Take::Empty };
+            return if inner.closed {
+                Take::Closed
+            } else {
+                Take::Empty
+            };
         }
         let due = inner
             .partial_since

@@ -127,16 +127,28 @@ struct FileProxyServer {
 
 /// Keys older daemons took and the current one refuses, with what to do instead.
 const RETIRED_KEYS: &[(&str, &str)] = &[
-    ("Profile", "profiling keys are not supported any more; remove them"),
-    ("Socket.BufferSizeKB", "is not supported any more; remove it"),
+    (
+        "Profile",
+        "profiling keys are not supported any more; remove them",
+    ),
+    (
+        "Socket.BufferSizeKB",
+        "is not supported any more; remove it",
+    ),
     ("Logging.LogFormat", "is not supported any more; remove it"),
     (
         "Processor.BatchProcessorQueueSize",
         "is not supported any more; remove it",
     ),
     ("Processor.Region", "moved: use the top-level Region key"),
-    ("Processor.Endpoint", "moved: use the top-level Endpoint key"),
-    ("Processor.Routine", "moved: use the top-level Concurrency key"),
+    (
+        "Processor.Endpoint",
+        "moved: use the top-level Endpoint key",
+    ),
+    (
+        "Processor.Routine",
+        "moved: use the top-level Concurrency key",
+    ),
     ("MemoryLimit", "moved: use TotalBufferSizeMB"),
     ("LogRotation", "moved: use Logging.LogRotation"),
 ];
@@ -227,9 +239,14 @@ impl Endpoint {
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .is_some_and(|h| {
-                ["amazonaws.com", "amazonaws.com.cn", "c2s.ic.gov", "sc2s.sgov.gov"]
-                    .iter()
-                    .any(|d| h.ends_with(&format!(".{d}")))
+                [
+                    "amazonaws.com",
+                    "amazonaws.com.cn",
+                    "c2s.ic.gov",
+                    "sc2s.sgov.gov",
+                ]
+                .iter()
+                .any(|d| h.ends_with(&format!(".{d}")))
             })
     }
 
@@ -365,28 +382,31 @@ fn parse_file(path: &Path, text: &str, explicit: bool) -> Result<FileConfig, Con
         if explicit {
             return Err(ConfigError::Invalid {
                 key: "Version".into(),
-                message: format!("{} is empty; it needs at least `Version: 2`", path.display()),
+                message: format!(
+                    "{} is empty; it needs at least `Version: 2`",
+                    path.display()
+                ),
             });
         }
         return Ok(FileConfig::default());
     }
     check_retired_keys(&value)?;
-    let file: FileConfig =
-        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(
-            |e| {
-                let key = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                let message = if key == "." || inner.starts_with(&key) {
-                    inner
-                } else {
-                    format!("{key}: {inner}")
-                };
-                ConfigError::Yaml {
-                    path: path.to_path_buf(),
-                    message,
-                }
-            },
-        )?;
+    let file: FileConfig = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(
+        text,
+    ))
+    .map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = if key == "." || inner.starts_with(&key) {
+            inner
+        } else {
+            format!("{key}: {inner}")
+        };
+        ConfigError::Yaml {
+            path: path.to_path_buf(),
+            message,
+        }
+    })?;
     match file.version {
         Some(1 | 2) => {}
         Some(v) => {
@@ -428,14 +448,22 @@ impl Settings {
             .clone()
             .or(non_empty(socket.udp_address))
             .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        let udp_key = if flags.bind.is_some() { "--bind" } else { "Socket.UDPAddress" };
+        let udp_key = if flags.bind.is_some() {
+            "--bind"
+        } else {
+            "Socket.UDPAddress"
+        };
         let udp_addr = socket_addr(udp_key, &udp)?;
         let tcp = flags
             .bind_tcp
             .clone()
             .or(non_empty(socket.tcp_address))
             .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        let tcp_key = if flags.bind_tcp.is_some() { "--bind-tcp" } else { "Socket.TCPAddress" };
+        let tcp_key = if flags.bind_tcp.is_some() {
+            "--bind-tcp"
+        } else {
+            "Socket.TCPAddress"
+        };
         let tcp_addr = socket_addr(tcp_key, &tcp)?;
 
         let region = non_empty(flags.region.clone())
@@ -443,7 +471,10 @@ impl Settings {
             .or(non_empty(env.get("AWS_REGION").cloned()))
             .or(non_empty(env.get("AWS_DEFAULT_REGION").cloned()));
 
-        let endpoint = match (non_empty(flags.endpoint.clone()), non_empty(parsed.endpoint)) {
+        let endpoint = match (
+            non_empty(flags.endpoint.clone()),
+            non_empty(parsed.endpoint),
+        ) {
             (Some(url), _) => Endpoint::parse(&url).map_err(|message| ConfigError::Invalid {
                 key: "--endpoint".into(),
                 message,
@@ -505,9 +536,7 @@ impl Settings {
             } else {
                 "Logging.LogLevel".into()
             },
-            message: format!(
-                "{level_text:?} is not one of dev, debug, info, warn, error, prod"
-            ),
+            message: format!("{level_text:?} is not one of dev, debug, info, warn, error, prod"),
         })?;
 
         let spool_mb = flags
@@ -700,14 +729,26 @@ Version: 2
         let cases = [
             ("Version: 2\nBogus: 1\n", "Bogus"),
             ("Version: 2\nSocket:\n  UDPAdress: x\n", "UDPAdress"),
-            ("Version: 2\nSocket:\n  BufferSizeKB: 64\n", "Socket.BufferSizeKB"),
-            ("Version: 2\nProcessor:\n  Routine: 4\n", "Processor.Routine"),
+            (
+                "Version: 2\nSocket:\n  BufferSizeKB: 64\n",
+                "Socket.BufferSizeKB",
+            ),
+            (
+                "Version: 2\nProcessor:\n  Routine: 4\n",
+                "Processor.Routine",
+            ),
             ("Version: 2\nMemoryLimit: 4\n", "MemoryLimit"),
             ("Version: 3\n", "Version"),
             ("Version: 2\nConcurrency: many\n", "Concurrency"),
             ("Version: 2\nTotalBufferSizeMB: 2\n", "TotalBufferSizeMB"),
-            ("Version: 2\nLogging:\n  LogLevel: loud\n", "Logging.LogLevel"),
-            ("Version: 2\nSocket:\n  UDPAddress: nowhere\n", "Socket.UDPAddress"),
+            (
+                "Version: 2\nLogging:\n  LogLevel: loud\n",
+                "Logging.LogLevel",
+            ),
+            (
+                "Version: 2\nSocket:\n  UDPAddress: nowhere\n",
+                "Socket.UDPAddress",
+            ),
             ("Version: 2\nEndpoint: ftp://x\n", "--endpoint"),
         ];
         for (file, key) in cases {
@@ -731,7 +772,10 @@ Version: 2
             },
             None,
         );
-        assert!(e.contains("--buffer-memory") && e.contains("minimum"), "{e}");
+        assert!(
+            e.contains("--buffer-memory") && e.contains("minimum"),
+            "{e}"
+        );
         let e = error_of(&Overrides::default(), None);
         assert!(e.contains("--endpoint") && e.contains("--region"), "{e}");
     }

@@ -215,13 +215,18 @@ impl Daemon {
             "roentgen daemon started"
         );
         match &self.signer {
-            Some(s) => tracing::info!(credentials = %s.describe(), "requests are signed with SigV4"),
+            Some(s) => {
+                tracing::info!(credentials = %s.describe(), "requests are signed with SigV4")
+            }
             None => tracing::info!("no AWS credentials found; requests are not signed"),
         }
         if let Some(spool) = self.pipeline.spool()
             && !spool.is_empty()
         {
-            tracing::info!(bytes = spool.bytes(), "spool holds segments from an earlier run; draining it");
+            tracing::info!(
+                bytes = spool.bytes(),
+                "spool holds segments from an earlier run; draining it"
+            );
         }
 
         let tasks = TaskTracker::new();
@@ -361,7 +366,10 @@ impl Daemon {
         }
         let dropped_now = self.pipeline.finish();
         if dropped_now > 0 {
-            tracing::error!(segments = dropped_now, "segments not sent before exit were dropped");
+            tracing::error!(
+                segments = dropped_now,
+                "segments not sent before exit were dropped"
+            );
         }
 
         stop_telemetry.cancel();

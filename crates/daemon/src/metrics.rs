@@ -26,7 +26,14 @@ pub const ENDPOINT_REJECT_REASONS: &[&str] = &["unprocessed", "http_4xx"];
 /// Reasons documents were dropped after they were accepted.
 pub const DROP_REASONS: &[&str] = &["buffer_full", "spool_full", "spool_error", "shutdown"];
 /// Kinds of failed calls to the endpoint.
-pub const FAILURE_KINDS: &[&str] = &["timeout", "connect", "http_4xx", "http_5xx", "throttled", "other"];
+pub const FAILURE_KINDS: &[&str] = &[
+    "timeout",
+    "connect",
+    "http_4xx",
+    "http_5xx",
+    "throttled",
+    "other",
+];
 
 /// All metrics of `roentgen daemon`.
 pub struct Metrics {
@@ -170,13 +177,17 @@ impl Metrics {
 
     /// Counts refused datagrams or documents.
     pub fn reject(&self, reason: &'static str, n: u64) {
-        self.rejected.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        self.rejected
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(n);
     }
 
     /// Counts dropped documents.
     pub fn drop_docs(&self, reason: &'static str, n: u64) {
         if n > 0 {
-            self.dropped.get_or_create(&ReasonLabels { reason }).inc_by(n);
+            self.dropped
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(n);
         }
     }
 

@@ -119,7 +119,8 @@ impl Pipeline {
                 Ok(appended) => {
                     self.metrics.spooled.inc_by(appended.written);
                     if appended.dropped_oldest > 0 {
-                        self.metrics.drop_docs("spool_full", appended.dropped_oldest);
+                        self.metrics
+                            .drop_docs("spool_full", appended.dropped_oldest);
                         self.warn_limited(
                             "spool is full; deleted its oldest segments (raise --spool-size)",
                             appended.dropped_oldest as usize,

@@ -58,7 +58,10 @@ fn bad_gateway(message: String) -> Response {
     let body = serde_json::json!({ "__type": "ServiceUnavailableException", "message": message });
     (
         StatusCode::BAD_GATEWAY,
-        [("content-type", "application/json"), ("x-amzn-errortype", "ServiceUnavailableException")],
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-errortype", "ServiceUnavailableException"),
+        ],
         body.to_string(),
     )
         .into_response()
@@ -75,8 +78,10 @@ async fn forward(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let url = state.endpoint.url(path);
     let mut request = state.client.request(method.clone(), &url);
+    let resigning = state.signer.is_some();
     for (name, value) in &headers {
-        if !hop_by_hop(name) && !(state.signer.is_some() && signature_header(name)) {
+        let replaced = resigning && signature_header(name);
+        if !hop_by_hop(name) && !replaced {
             request = request.header(name, value);
         }
     }

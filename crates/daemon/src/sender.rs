@@ -289,7 +289,12 @@ mod tests {
 
     #[test]
     fn retryable_codes() {
-        for code in ["ThrottledException", "InternalFailure", "ServiceUnavailable", "500"] {
+        for code in [
+            "ThrottledException",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "500",
+        ] {
             assert!(retryable_code(code), "{code}");
         }
         for code in ["InvalidTraceId", "TraceTooOld", "MissingId", ""] {

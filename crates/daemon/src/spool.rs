@@ -76,7 +76,9 @@ pub struct Spool {
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Spool")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,7 +150,10 @@ impl Spool {
         if let Some(mut w) = inner.writer.take() {
             let path = self.path(w.seq);
             w.out.flush().map_err(|e| spool_err(&path, e))?;
-            w.out.get_ref().sync_data().map_err(|e| spool_err(&path, e))?;
+            w.out
+                .get_ref()
+                .sync_data()
+                .map_err(|e| spool_err(&path, e))?;
             inner.files.push_back(SpoolFile {
                 seq: w.seq,
                 bytes: w.bytes,
@@ -173,7 +178,11 @@ impl Spool {
                 inner.total_bytes -= oldest.bytes;
                 std::fs::remove_file(&path).map_err(|e| spool_err(&path, e))?;
             }
-            if inner.writer.as_ref().is_some_and(|w| w.bytes >= self.file_bytes) {
+            if inner
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.bytes >= self.file_bytes)
+            {
                 self.seal(&mut inner)?;
             }
             if inner.writer.is_none() {
@@ -303,7 +312,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = Spool::open(dir.path(), 1 << 30, 64 * 1024).expect("open");
         let written = docs(0..2000);
-        assert_eq!(spool.append(&written[..1000]).expect("append").written, 1000);
+        assert_eq!(
+            spool.append(&written[..1000]).expect("append").written,
+            1000
+        );
         spool.sync().expect("sync");
         drop(spool);
         // A restart finds the files and keeps appending after them.

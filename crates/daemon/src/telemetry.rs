@@ -7,11 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use roentgen_api::EpochSeconds;
-use roentgen_api::telemetry::{BackendConnectionErrors, PutTelemetryRecordsRequest, TelemetryRecord};
+use roentgen_api::telemetry::{
+    BackendConnectionErrors, PutTelemetryRecordsRequest, TelemetryRecord,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Endpoint;
-use crate::metrics::{DATAGRAM_REASONS, DROP_REASONS, ENDPOINT_REJECT_REASONS, Metrics, ReasonLabels};
+use crate::metrics::{
+    DATAGRAM_REASONS, DROP_REASONS, ENDPOINT_REJECT_REASONS, Metrics, ReasonLabels,
+};
 
 /// Records kept while the endpoint is away.
 const MAX_PENDING: usize = 30;
@@ -34,9 +38,16 @@ struct Totals {
 
 impl Totals {
     fn read(m: &Metrics) -> Self {
-        let failures = |kind: &'static str| m.send_failures.get_or_create(&ReasonLabels { reason: kind }).get();
-        let rejected_reasons: Vec<&'static str> =
-            DATAGRAM_REASONS.iter().chain(ENDPOINT_REJECT_REASONS).copied().collect();
+        let failures = |kind: &'static str| {
+            m.send_failures
+                .get_or_create(&ReasonLabels { reason: kind })
+                .get()
+        };
+        let rejected_reasons: Vec<&'static str> = DATAGRAM_REASONS
+            .iter()
+            .chain(ENDPOINT_REJECT_REASONS)
+            .copied()
+            .collect();
         Self {
             received: m.received.get(),
             sent: m.sent.get(),
@@ -139,10 +150,8 @@ impl Telemetry {
     pub(crate) async fn run(self, cancel: CancellationToken) {
         let mut before = Totals::default();
         let mut pending = VecDeque::new();
-        let mut ticker = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.interval,
-            self.interval,
-        );
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         loop {
             let last = tokio::select! {
                 _ = ticker.tick() => false,

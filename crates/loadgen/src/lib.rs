@@ -69,7 +69,7 @@ impl Load {
             .map(|i| {
                 let t = i / per_trace;
                 let trace = format!("1-{:08x}-{run:08x}{:016x}", now as u64, t + 1);
-                let parent = (i % per_trace != 0).then(|| i ^ 0x2222);
+                let parent = (i % per_trace != 0).then_some(i ^ 0x2222);
                 let mut d = HEADER.to_vec();
                 d.push(b'\n');
                 d.extend_from_slice(document(&trace, i + 1, parent, now, pad).as_bytes());
@@ -111,7 +111,11 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 /// with `sendmmsg`.
 pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::Result<Sent> {
     const BATCH: usize = 64;
-    let sock = UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    let sock = UdpSocket::bind(if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
     sock.connect(target)?;
     let total = load.rate * load.duration.as_secs_f64() as u64;
     let fd = sock.as_raw_fd();
@@ -147,7 +151,11 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
                         i += n as u64;
                         out.sent += n as u64;
                     }
-                    Err(nix::errno::Errno::EIO | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOPROTOOPT) => {
+                    Err(
+                        nix::errno::Errno::EIO
+                        | nix::errno::Errno::EINVAL
+                        | nix::errno::Errno::ENOPROTOOPT,
+                    ) => {
                         // No segmentation offload here: fall back to sendmmsg.
                         gso = false;
                     }
@@ -159,7 +167,14 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
             let iovs: Vec<[IoSlice<'_>; 1]> = (0..n as u64)
                 .map(|k| [IoSlice::new(&datagrams[((i + k) % unique) as usize])])
                 .collect();
-            match sendmmsg(fd, &mut headers, &iovs, &no_addr[..n], [], MsgFlags::empty()) {
+            match sendmmsg(
+                fd,
+                &mut headers,
+                &iovs,
+                &no_addr[..n],
+                [],
+                MsgFlags::empty(),
+            ) {
                 Ok(results) => {
                     let n = results.count().max(1) as u64;
                     i += n;
@@ -217,7 +232,10 @@ pub fn sink_router(counts: Arc<SinkCounts>) -> axum::Router {
                                 r#"{"UnprocessedTraceSegments":[]}"#,
                             )
                         }
-                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, r#"{"__type":"InvalidRequestException"}"#),
+                        Err(_) => (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            r#"{"__type":"InvalidRequestException"}"#,
+                        ),
                     }
                 }
             }),

@@ -85,7 +85,10 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("bind {listen}"))?;
-                eprintln!("roentgen-loadgen sink listening on {}", listener.local_addr()?);
+                eprintln!(
+                    "roentgen-loadgen sink listening on {}",
+                    listener.local_addr()?
+                );
                 axum::serve(listener, sink_router(Arc::new(SinkCounts::default())))
                     .await
                     .context("serve")

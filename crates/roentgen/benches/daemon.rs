@@ -29,7 +29,12 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
@@ -57,7 +62,14 @@ struct Run {
     rss_mb: f64,
 }
 
-fn run_once(rate: u64, seconds: u64, size: usize, cpu: usize, sink: &str, counts: &SinkCounts) -> Run {
+fn run_once(
+    rate: u64,
+    seconds: u64,
+    size: usize,
+    cpu: usize,
+    sink: &str,
+    counts: &SinkCounts,
+) -> Run {
     let before_docs = counts.documents.load(Ordering::Relaxed);
     let udp = format!("127.0.0.1:{}", free_port());
     let tcp = format!("127.0.0.1:{}", free_port());
@@ -66,7 +78,17 @@ fn run_once(rate: u64, seconds: u64, size: usize, cpu: usize, sink: &str, counts
     let other = if cpu == 0 { 1 } else { 0 };
     let mut child = Command::new("taskset")
         .args(["-c", &other.to_string(), util::bin()])
-        .args(["daemon", "-b", &udp, "-t", &tcp, "--metrics-addr", &metrics, "-l", "warn"])
+        .args([
+            "daemon",
+            "-b",
+            &udp,
+            "-t",
+            &tcp,
+            "--metrics-addr",
+            &metrics,
+            "-l",
+            "warn",
+        ])
         .args(["-e", &format!("http://{sink}")])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -156,8 +178,13 @@ fn main() {
     let router = sink_router(Arc::clone(&counts));
     runtime.spawn(async move { axum::serve(listener, router).await });
 
-    let sample = Load { rate: 1, duration: Duration::from_secs(1), segments_per_trace: 5, size }
-        .datagrams();
+    let sample = Load {
+        rate: 1,
+        duration: Duration::from_secs(1),
+        segments_per_trace: 5,
+        size,
+    }
+    .datagrams();
     println!(
         "daemon: ~{} byte datagrams, {seconds}s per rate, load generator pinned to CPU {cpu}",
         sample[0].len()

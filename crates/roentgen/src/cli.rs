@@ -149,8 +149,20 @@ impl DaemonArgs {
 
 /// Long flags of the daemon that Go's `flag` package accepts with a single dash.
 const GO_LONG_FLAGS: &[&str] = &[
-    "bind", "bind-tcp", "config", "log-file", "log-level", "buffer-memory", "region",
-    "local-mode", "role-arn", "resource-arn", "proxy-address", "version", "help", "endpoint",
+    "bind",
+    "bind-tcp",
+    "config",
+    "log-file",
+    "log-level",
+    "buffer-memory",
+    "region",
+    "local-mode",
+    "role-arn",
+    "resource-arn",
+    "proxy-address",
+    "version",
+    "help",
+    "endpoint",
 ];
 
 /// Rewrites `-bind x` / `-bind=x` to `--bind x` / `--bind=x` for the `daemon`
@@ -177,15 +189,17 @@ pub(crate) fn go_style_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
             out.push(arg);
             continue;
         }
-        let rewritten = text.strip_prefix('-').filter(|t| !t.starts_with('-')).and_then(|t| {
-            let name = t.split('=').next().unwrap_or(t);
-            GO_LONG_FLAGS.contains(&name).then(|| format!("--{t}"))
-        });
+        let rewritten = text
+            .strip_prefix('-')
+            .filter(|t| !t.starts_with('-'))
+            .and_then(|t| {
+                let name = t.split('=').next().unwrap_or(t);
+                GO_LONG_FLAGS.contains(&name).then(|| format!("--{t}"))
+            });
         out.push(rewritten.map_or(arg, Into::into));
     }
     out
 }
-
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -346,9 +360,29 @@ mod tests {
     #[test]
     fn daemon_flags_as_the_official_daemon_takes_them() {
         let a = daemon(&[
-            "-b", "127.0.0.1:3000", "-t", "0.0.0.0:3001", "-c", "x.yaml", "-f", "d.log", "-l",
-            "dev", "-m", "16", "-n", "eu-west-1", "-o", "-r", "arn:role", "-a", "arn:res", "-p",
-            "http://proxy:3128", "-e", "http://127.0.0.1:2772",
+            "-b",
+            "127.0.0.1:3000",
+            "-t",
+            "0.0.0.0:3001",
+            "-c",
+            "x.yaml",
+            "-f",
+            "d.log",
+            "-l",
+            "dev",
+            "-m",
+            "16",
+            "-n",
+            "eu-west-1",
+            "-o",
+            "-r",
+            "arn:role",
+            "-a",
+            "arn:res",
+            "-p",
+            "http://proxy:3128",
+            "-e",
+            "http://127.0.0.1:2772",
         ]);
         let o = a.overrides();
         assert_eq!(o.bind.as_deref(), Some("127.0.0.1:3000"));
@@ -366,8 +400,18 @@ mod tests {
 
         // Long names with one or two dashes, and `=` forms.
         for form in [
-            &["--bind", "1.2.3.4:5", "--local-mode=false", "--buffer-memory=8"][..],
-            &["-bind", "1.2.3.4:5", "-local-mode=false", "-buffer-memory=8"][..],
+            &[
+                "--bind",
+                "1.2.3.4:5",
+                "--local-mode=false",
+                "--buffer-memory=8",
+            ][..],
+            &[
+                "-bind",
+                "1.2.3.4:5",
+                "-local-mode=false",
+                "-buffer-memory=8",
+            ][..],
         ] {
             let o = daemon(form).overrides();
             assert_eq!(o.bind.as_deref(), Some("1.2.3.4:5"), "{form:?}");
@@ -383,7 +427,10 @@ mod tests {
     fn daemon_version_flag() {
         for flag in ["-v", "--version", "-version"] {
             let args = go_style_args(
-                ["roentgen", "daemon", flag].into_iter().map(Into::into).collect(),
+                ["roentgen", "daemon", flag]
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
             );
             let e = Cli::try_parse_from(args).expect_err("prints the version");
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion, "{flag}");

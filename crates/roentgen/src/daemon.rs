@@ -56,17 +56,19 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    let (settings, telemetry_interval) = match settings(&args)
-        .and_then(|s| Ok((s, args.telemetry_interval()?)))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("roentgen daemon: {e:#}");
-            return Ok(ExitCode::from(EX_USAGE));
-        }
-    };
+    let (settings, telemetry_interval) =
+        match settings(&args).and_then(|s| Ok((s, args.telemetry_interval()?))) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("roentgen daemon: {e:#}");
+                return Ok(ExitCode::from(EX_USAGE));
+            }
+        };
     init_logging(&settings)?;
-    info!(version = env!("CARGO_PKG_VERSION"), "starting roentgen daemon");
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "starting roentgen daemon"
+    );
     if settings.no_verify_ssl {
         warn!("NoVerifySSL is set: the endpoint's TLS certificate is not checked");
     }

@@ -55,9 +55,14 @@ fn forwards_to_serve_and_counts_junk() {
     datagrams.push(b"{\"format\":\"xml\",\"version\":1}\n{}".to_vec());
     datagrams.push(b"{\"format\":\"json\",\"version\":1}\n".to_vec());
     daemon.send(&datagrams);
-    daemon.wait_for("300 sent", Duration::from_secs(20), |d| d.metric(SENT) == 300.0);
+    daemon.wait_for("300 sent", Duration::from_secs(20), |d| {
+        d.metric(SENT) == 300.0
+    });
     assert_eq!(daemon.metric(RECEIVED), 303.0);
-    assert_eq!(daemon.metric("roentgen_daemon_rejected_segments_total"), 3.0);
+    assert_eq!(
+        daemon.metric("roentgen_daemon_rejected_segments_total"),
+        3.0
+    );
     assert_stored(&server, 300);
 }
 
@@ -96,7 +101,9 @@ fn outage_with_spool_loses_nothing() {
     let spool_dir = spool.path().to_str().expect("utf-8");
     let daemon = Daemon::start(&server.url(""), &["-m", "3", "--spool-dir", spool_dir]);
     daemon.send(&docs(0, 500, 200));
-    daemon.wait_for("500 sent", Duration::from_secs(20), |d| d.metric(SENT) == 500.0);
+    daemon.wait_for("500 sent", Duration::from_secs(20), |d| {
+        d.metric(SENT) == 500.0
+    });
 
     assert!(server.stop().success());
     // ~9 MB while the endpoint is down: three times the memory buffer.
@@ -108,7 +115,9 @@ fn outage_with_spool_loses_nothing() {
     assert_eq!(daemon.metric(DROPPED), 0.0);
 
     server.restart();
-    daemon.wait_for("8500 sent", Duration::from_secs(120), |d| d.metric(SENT) >= 8500.0);
+    daemon.wait_for("8500 sent", Duration::from_secs(120), |d| {
+        d.metric(SENT) >= 8500.0
+    });
     assert_eq!(daemon.metric(DROPPED), 0.0);
     assert_stored(&server, 8500);
 }
@@ -120,7 +129,9 @@ fn outage_without_spool_loses_only_what_it_counts() {
     let mut server = Server::start_with(None, false, &[]);
     let daemon = Daemon::start(&server.url(""), &["-m", "3"]);
     daemon.send(&docs(0, 200, 200));
-    daemon.wait_for("200 sent", Duration::from_secs(20), |d| d.metric(SENT) == 200.0);
+    daemon.wait_for("200 sent", Duration::from_secs(20), |d| {
+        d.metric(SENT) == 200.0
+    });
 
     assert!(server.stop().success());
     daemon.send(&docs(200, 8000, 1000));
@@ -156,11 +167,16 @@ fn spool_survives_a_daemon_restart() {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
-    assert!(spooled > 700 * 300, "spool holds the documents: {spooled} bytes");
+    assert!(
+        spooled > 700 * 300,
+        "spool holds the documents: {spooled} bytes"
+    );
 
     server.restart();
     daemon.restart();
-    daemon.wait_for("700 sent", Duration::from_secs(30), |d| d.metric(SENT) == 700.0);
+    daemon.wait_for("700 sent", Duration::from_secs(30), |d| {
+        d.metric(SENT) == 700.0
+    });
     assert_stored(&server, 700);
     assert_eq!(daemon.metric(DROPPED), 0.0);
 }
@@ -195,7 +211,9 @@ fn telemetry_reaches_serve() {
     let mut datagrams = docs(0, 40, 10);
     datagrams.push(b"junk".to_vec());
     daemon.send(&datagrams);
-    daemon.wait_for("40 sent", Duration::from_secs(20), |d| d.metric(SENT) == 40.0);
+    daemon.wait_for("40 sent", Duration::from_secs(20), |d| {
+        d.metric(SENT) == 40.0
+    });
     // The final record on shutdown covers whatever the last interval missed.
     assert!(daemon.stop().success());
     assert!(server.metric("roentgen_telemetry_records_total") >= 1.0);
@@ -204,7 +222,11 @@ fn telemetry_reaches_serve() {
         .expect("metrics");
     let value = |kind: &str| {
         text.lines()
-            .find(|l| l.starts_with(&format!("roentgen_telemetry_segments_total{{kind=\"{kind}\"}}")))
+            .find(|l| {
+                l.starts_with(&format!(
+                    "roentgen_telemetry_segments_total{{kind=\"{kind}\"}}"
+                ))
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(-1.0)
     };

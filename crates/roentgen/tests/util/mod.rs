@@ -314,7 +314,15 @@ impl Daemon {
             .open(&self.log)
             .expect("log file");
         let child = Command::new(bin())
-            .args(["daemon", "-b", &self.udp, "-t", &self.tcp, "--metrics-addr", &self.metrics])
+            .args([
+                "daemon",
+                "-b",
+                &self.udp,
+                "-t",
+                &self.tcp,
+                "--metrics-addr",
+                &self.metrics,
+            ])
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -328,7 +336,11 @@ impl Daemon {
             {
                 panic!("daemon exited early with {st}: {}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "daemon never answered: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "daemon never answered: {}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
