@@ -62,6 +62,8 @@ class FakeAws(ThreadingHTTPServer):
         self.region = region
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self.documents = 0
+        self.by_name: dict[str, int] = {}
+        self.rules: list[dict] = []
         self.calls: list[tuple[str, bool, str]] = []  # (what, valid, detail)
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -127,9 +129,12 @@ class Handler(BaseHTTPRequestHandler):
             docs = json.loads(body)["TraceSegmentDocuments"]
             with self.server.lock:
                 self.server.documents += len(docs)
+                for d in docs:
+                    name = json.loads(d).get("name")
+                    self.server.by_name[name] = self.server.by_name.get(name, 0) + 1
             return self._reply(200, b'{"UnprocessedTraceSegments":[]}')
         if self.path == "/GetSamplingRules":
-            return self._reply(200, b'{"SamplingRuleRecords":[]}')
+            return self._reply(200, json.dumps({"SamplingRuleRecords": self.server.rules}).encode())
         self._reply(200, b"{}")
 
 
@@ -209,5 +214,58 @@ def test_container_credentials_and_assume_role(roentgen_bin, tmp_path):
     assert "container" in kinds and "sts" in kinds, aws.calls
     # Credentials are fetched once and cached, not per request.
     assert kinds.count("sts") == 1, aws.calls
+    bad = [c for c in aws.calls if not c[1]]
+    assert not bad, bad
+
+
+def rule(name: str, priority: int, service: str, fixed_rate: float, reservoir: int) -> dict:
+    return {
+        "SamplingRule": {
+            "RuleName": name, "RuleARN": f"arn:aws:xray:us-west-2:123456789012:sampling-rule/{name}",
+            "ResourceARN": "*", "Priority": priority, "FixedRate": fixed_rate,
+            "ReservoirSize": reservoir, "ServiceName": service, "ServiceType": "*",
+            "Host": "*", "HTTPMethod": "*", "URLPath": "*", "Version": 1, "Attributes": {},
+        },
+        "CreatedAt": 1700000000, "ModifiedAt": 1700000000,
+    }
+
+
+def test_sdk_centralized_sampling_through_the_proxy(roentgen_bin, tmp_path):
+    """The real SDK's rule poller reaches the endpoint through the daemon's TCP proxy
+    (signed by the daemon) and its decisions follow the rules it got."""
+    from aws_xray_sdk.core import AWSXRayRecorder
+
+    aws = FakeAws("us-west-2")
+    aws.expect_creds = BASE
+    aws.rules = [rule("quiet", 10, "quiet", 0.0, 0), rule("loud", 20, "loud", 1.0, 0)]
+    proc, addr = start_daemon(
+        roentgen_bin, tmp_path, aws.url,
+        {"AWS_ACCESS_KEY_ID": BASE[0], "AWS_SECRET_ACCESS_KEY": BASE[1]},
+        ["-n", "us-west-2"],
+    )
+    try:
+        recorder = AWSXRayRecorder()
+        recorder.configure(
+            daemon_address=f"{addr[0]}:{addr[1]}", sampling=True,
+            context_missing="LOG_ERROR", plugins=(),
+        )
+        # The first decision starts the pollers; the rule poller asks at once.
+        recorder.begin_segment("warm-up")
+        recorder.end_segment()
+        poll(
+            lambda: any(what == "/GetSamplingRules" for what, _, _ in aws.calls),
+            what="the SDK's GetSamplingRules through the proxy", timeout=20,
+        )
+        poll(
+            lambda: {r.name for r in recorder.sampler._cache.rules} >= {"quiet", "loud"},
+            what="the SDK loading the rules", timeout=10,
+        )
+        for name in ["quiet"] * 20 + ["loud"] * 20:
+            recorder.begin_segment(name)
+            recorder.end_segment()
+        poll(lambda: aws.by_name.get("loud") == 20, what="20 sampled 'loud' segments", timeout=20)
+    finally:
+        finish(proc, tmp_path)
+    assert aws.by_name.get("quiet", 0) == 0, aws.by_name
     bad = [c for c in aws.calls if not c[1]]
     assert not bad, bad
