@@ -89,9 +89,29 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_PUT(self):
+        h = self._headers()
+        if self.path == "/latest/api/token" and "x-aws-ec2-metadata-token-ttl-seconds" in h:
+            self.server.record("imds-token", True, "")
+            return self._reply(200, b"imds-token-value", "text/plain")
+        self._reply(404, b"{}")
+
     def do_GET(self):
         h = self._headers()
         url = self.server.url + self.path
+        if self.path.startswith("/latest/meta-data/"):
+            ok = h.get("x-aws-ec2-metadata-token") == "imds-token-value"
+            self.server.record(self.path, ok, "")
+            if self.path == "/latest/meta-data/placement/region":
+                return self._reply(200, self.server.region.encode(), "text/plain")
+            if self.path == "/latest/meta-data/iam/security-credentials/":
+                return self._reply(200, b"instance-role", "text/plain")
+            if self.path == "/latest/meta-data/iam/security-credentials/instance-role":
+                body = {
+                    "Code": "Success", "AccessKeyId": TEMP[0], "SecretAccessKey": TEMP[1],
+                    "Token": TEMP[2], "Expiration": "2999-01-01T00:00:00Z",
+                }
+                return self._reply(200, json.dumps(body).encode())
         if self.path == "/creds":
             ok = h.get("authorization") == CONTAINER_TOKEN
             self.server.record("container", ok, h.get("authorization", ""))
@@ -138,14 +158,15 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(200, b"{}")
 
 
-def start_daemon(binary, tmp_path, endpoint: str, env: dict[str, str], extra: list[str]):
+def start_daemon(binary, tmp_path, endpoint: str | None, env: dict[str, str], extra: list[str]):
     port = _free_udp_and_tcp_port()
     clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")}
     clean.update(env)
     stderr = open(tmp_path / "daemon.log", "wb")
+    target = ["-e", endpoint] if endpoint else []
     proc = subprocess.Popen(
         [str(binary), "daemon", "-b", f"127.0.0.1:{port}", "-t", f"127.0.0.1:{port}",
-         "-e", endpoint, "--telemetry-interval", "200ms"] + extra,
+         "--telemetry-interval", "200ms"] + target + extra,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=clean,
         cwd=tmp_path,
     )
@@ -267,5 +288,31 @@ def test_sdk_centralized_sampling_through_the_proxy(roentgen_bin, tmp_path):
     finally:
         finish(proc, tmp_path)
     assert aws.by_name.get("quiet", 0) == 0, aws.by_name
+    bad = [c for c in aws.calls if not c[1]]
+    assert not bad, bad
+
+
+def test_region_and_instance_role_from_ec2_metadata(roentgen_bin, tmp_path):
+    """On EC2 without flags, like the official daemon: the region comes from instance
+    metadata (IMDSv2), and so do the credentials of the instance role."""
+    aws = FakeAws("eu-north-1")
+    proc, addr = start_daemon(
+        roentgen_bin, tmp_path, None,
+        {"AWS_EC2_METADATA_SERVICE_ENDPOINT": aws.url, "HOME": str(tmp_path)},
+        [],
+    )
+    try:
+        send_segments(addr, 1)
+        # The send itself cannot reach AWS from here; the credentials lookup must happen.
+        poll(
+            lambda: any(w.endswith("/instance-role") for w, _, _ in aws.calls),
+            what="the instance role's credentials fetched", timeout=20,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log = (tmp_path / "daemon.log").read_text()
+    assert "endpoint=https://xray.eu-north-1.amazonaws.com" in log, log
+    assert "EC2 instance metadata" in log, log
     bad = [c for c in aws.calls if not c[1]]
     assert not bad, bad

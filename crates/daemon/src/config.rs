@@ -436,6 +436,19 @@ impl Settings {
         env: &HashMap<String, String>,
         host_memory: Option<u64>,
     ) -> Result<Self, ConfigError> {
+        Self::resolve_with(flags, file, env, host_memory, &|| None)
+    }
+
+    /// [`Settings::resolve`], asking `metadata_region` for the region when neither an
+    /// endpoint nor a region is configured and the daemon is not in local mode — as the
+    /// official daemon reads it from ECS or EC2 metadata.
+    pub fn resolve_with(
+        flags: &Overrides,
+        file: Option<(&Path, &str)>,
+        env: &HashMap<String, String>,
+        host_memory: Option<u64>,
+        metadata_region: &dyn Fn() -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let parsed = match file {
             Some((path, text)) => parse_file(path, text, flags.config.is_some())?,
             None => FileConfig::default(),
@@ -466,10 +479,16 @@ impl Settings {
         };
         let tcp_addr = socket_addr(tcp_key, &tcp)?;
 
-        let region = non_empty(flags.region.clone())
+        let local_mode = flags.local_mode.or(parsed.local_mode).unwrap_or(false);
+        let mut region = non_empty(flags.region.clone())
             .or(non_empty(parsed.region))
             .or(non_empty(env.get("AWS_REGION").cloned()))
             .or(non_empty(env.get("AWS_DEFAULT_REGION").cloned()));
+        let endpoint_given = non_empty(flags.endpoint.clone()).is_some()
+            || non_empty(parsed.endpoint.clone()).is_some();
+        if region.is_none() && !endpoint_given && !local_mode {
+            region = metadata_region();
+        }
 
         let endpoint = match (
             non_empty(flags.endpoint.clone()),
@@ -488,7 +507,8 @@ impl Settings {
                 None => {
                     return Err(ConfigError::Invalid {
                         key: "Endpoint".into(),
-                        message: "no endpoint and no region: give --endpoint (for example \
+                        message: "no endpoint and no region (nor one from ECS or EC2 \
+                                  metadata): give --endpoint (for example \
                                   http://127.0.0.1:2772 for roentgen serve), or --region / \
                                   AWS_REGION to send to AWS X-Ray"
                             .into(),
@@ -568,7 +588,7 @@ impl Settings {
                 .clone()
                 .or(non_empty(logging.log_path).map(PathBuf::from)),
             log_rotation: logging.log_rotation.unwrap_or(true),
-            local_mode: flags.local_mode.or(parsed.local_mode).unwrap_or(false),
+            local_mode,
             resource_arn: non_empty(flags.resource_arn.clone()).or(non_empty(parsed.resource_arn)),
             role_arn: non_empty(flags.role_arn.clone()).or(non_empty(parsed.role_arn)),
             proxy_address: non_empty(flags.proxy_address.clone())
@@ -714,6 +734,48 @@ Version: 2
         let s = Settings::resolve(&Overrides::default(), None, &env, Some(GIB)).expect("valid");
         assert_eq!(s.region.as_deref(), Some("us-east-2"));
         assert_eq!(s.endpoint.base, "https://xray.us-east-2.amazonaws.com");
+    }
+
+    #[test]
+    fn region_from_metadata_only_when_needed() {
+        let env = HashMap::new();
+        let asked = std::cell::Cell::new(0);
+        let lookup = || {
+            asked.set(asked.get() + 1);
+            Some("sa-east-1".to_string())
+        };
+        let s = Settings::resolve_with(&Overrides::default(), None, &env, Some(GIB), &lookup)
+            .expect("valid");
+        assert_eq!(s.endpoint.base, "https://xray.sa-east-1.amazonaws.com");
+        // An endpoint, a region or local mode: no metadata lookup.
+        for flags in [
+            endpoint_flags(),
+            Overrides {
+                region: Some("eu-west-1".into()),
+                ..Overrides::default()
+            },
+            Overrides {
+                local_mode: Some(true),
+                endpoint: Some("http://a:1".into()),
+                ..Overrides::default()
+            },
+        ] {
+            Settings::resolve_with(&flags, None, &env, Some(GIB), &lookup).expect("valid");
+        }
+        assert_eq!(asked.get(), 1);
+        let e = Settings::resolve_with(
+            &Overrides {
+                local_mode: Some(true),
+                ..Overrides::default()
+            },
+            None,
+            &env,
+            Some(GIB),
+            &lookup,
+        )
+        .map(|_| ())
+        .expect_err("local mode without region");
+        assert!(e.to_string().contains("--region"), "{e}");
     }
 
     fn error_of(flags: &Overrides, file: Option<&str>) -> String {

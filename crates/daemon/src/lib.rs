@@ -18,6 +18,7 @@ pub mod auth;
 pub mod buffer;
 pub mod config;
 pub mod error;
+pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

@@ -19,11 +19,12 @@ pub(crate) fn settings(args: &DaemonArgs) -> anyhow::Result<Settings> {
     let overrides = args.overrides();
     let file = find_config_file(overrides.config.as_deref(), CONFIG_SEARCH_PATHS)?;
     let env: HashMap<String, String> = std::env::vars().collect();
-    let settings = Settings::resolve(
+    let settings = Settings::resolve_with(
         &overrides,
         file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
         &env,
         host_memory_bytes(),
+        &|| roentgen_daemon::metadata::region(&env),
     )?;
     Ok(settings)
 }
