@@ -1,7 +1,9 @@
 //! The UDP receiver: one thread reading datagrams with `recvmmsg` from a socket with a
-//! large receive buffer, checking the header line and handing the documents to the
-//! buffer. The document is only checked to be UTF-8 (a JSON string must be); anything
-//! more is the endpoint's job, as with the official daemon.
+//! large receive buffer. The loop ([`receive_loop`]) hands datagrams to a
+//! [`DatagramHandler`]; the daemon's checks the header line and that the document is
+//! UTF-8 (a JSON string must be) and puts it in the buffer — anything more is the
+//! endpoint's job, as with the official daemon. `roentgen serve` runs the same loop with
+//! a handler that validates and stores (the binary wires it), so both read UDP alike.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -22,7 +24,7 @@ pub const SOCKET_RECV_BUFFER: usize = 32 * 1024 * 1024;
 /// Datagrams read per `recvmmsg` call.
 const RECV_BATCH: usize = 64;
 /// How often a blocked read looks at the shutdown signal.
-const READ_TIMEOUT: Duration = Duration::from_millis(50);
+const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Binds the UDP socket with a large receive buffer.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -53,15 +55,114 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-struct Receiver {
+/// What a receive loop hands its datagrams to.
+pub trait DatagramHandler {
+    /// One non-empty datagram.
+    fn datagram(&mut self, data: &[u8]);
+    /// The end of one `recvmmsg` call that returned `received` non-empty datagrams.
+    fn batch_done(&mut self, received: u64);
+    /// The socket had nothing for a while (or the loop is about to stop).
+    fn idle(&mut self);
+}
+
+/// Reads `socket` with `recvmmsg` until `cancel`, then reads what the kernel already
+/// holds and stops. `socket` should come from [`bind`] (it relies on its read timeout).
+pub fn receive_loop(
+    socket: &UdpSocket,
+    handler: &mut impl DatagramHandler,
+    cancel: &CancellationToken,
+) {
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+
+    // One byte more than any UDP payload per slot, so nothing is silently truncated.
+    let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; 65_536]).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
+    let mut lens = [0usize; RECV_BATCH];
+    let fd = socket.as_raw_fd();
+    let mut draining = false;
+    loop {
+        if !draining && cancel.is_cancelled() {
+            // Read what the kernel already holds, then stop.
+            draining = true;
+            if socket.set_nonblocking(true).is_err() {
+                break;
+            }
+        }
+        // Blocks until one datagram (or the read timeout), then takes what is there.
+        let got = {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            )
+            .map(|results| {
+                let mut n = 0;
+                for (slot, msg) in results.enumerate() {
+                    lens[slot] = msg.bytes;
+                    n = slot + 1;
+                }
+                n
+            })
+        };
+        match got {
+            Ok(n) => {
+                let mut received = 0;
+                for (buf, len) in bufs.iter().zip(lens).take(n) {
+                    if len > 0 {
+                        received += 1;
+                        handler.datagram(&buf[..len]);
+                    }
+                }
+                handler.batch_done(received);
+            }
+            Err(Errno::EAGAIN) => {
+                handler.idle();
+                if draining {
+                    break;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                // ICMP errors and the like surface here on some systems: keep going.
+                tracing::warn!("udp receive failed: {e}");
+            }
+        }
+    }
+    handler.idle();
+}
+
+/// Starts a thread running [`receive_loop`] into `handler`.
+pub fn spawn_loop<H: DatagramHandler + Send + 'static>(
+    name: &str,
     socket: UdpSocket,
+    mut handler: H,
+    cancel: CancellationToken,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            receive_loop(&socket, &mut handler, &cancel);
+            tracing::debug!("udp receiver stopped");
+        })
+}
+
+/// The daemon's handler: header check, UTF-8 check, into the pipeline.
+struct Receiver {
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     docs: Vec<Doc>,
 }
 
-impl Receiver {
-    fn handle(&mut self, data: &[u8]) {
+impl DatagramHandler for Receiver {
+    fn datagram(&mut self, data: &[u8]) {
         let body = match split_datagram(data) {
             Ok(b) => b,
             Err(e) => return self.metrics.reject(e.reason(), 1),
@@ -72,77 +173,18 @@ impl Receiver {
         }
     }
 
-    fn run(mut self, cancel: CancellationToken) {
-        use std::io::IoSliceMut;
-        use std::os::fd::AsRawFd;
-
-        use nix::errno::Errno;
-        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
-
-        // One byte more than any UDP payload per slot, so nothing is silently truncated.
-        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; 65_536]).collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
-        let mut lens = [0usize; RECV_BATCH];
-        let fd = self.socket.as_raw_fd();
-        let mut draining = false;
-        loop {
-            if !draining && cancel.is_cancelled() {
-                // Read what the kernel already holds, then stop.
-                draining = true;
-                if self.socket.set_nonblocking(true).is_err() {
-                    break;
-                }
-            }
-            let got = {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-                    bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-                recvmmsg(
-                    fd,
-                    &mut headers,
-                    iovs.iter_mut(),
-                    MsgFlags::MSG_WAITFORONE,
-                    None,
-                )
-                .map(|results| {
-                    let mut n = 0;
-                    for (slot, msg) in results.enumerate() {
-                        lens[slot] = msg.bytes;
-                        n = slot + 1;
-                    }
-                    n
-                })
-            };
-            match got {
-                Ok(n) => {
-                    let mut received = 0;
-                    for (buf, len) in bufs.iter().zip(lens).take(n) {
-                        if len > 0 {
-                            received += 1;
-                            self.handle(&buf[..len]);
-                        }
-                    }
-                    self.metrics.received.inc_by(received);
-                    if !self.docs.is_empty() {
-                        self.pipeline.accept(std::mem::take(&mut self.docs));
-                    }
-                }
-                Err(Errno::EAGAIN) => {
-                    if draining {
-                        break;
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    // ICMP errors and the like surface here on some systems: keep going.
-                    tracing::warn!("udp receive failed: {e}");
-                }
-            }
+    fn batch_done(&mut self, received: u64) {
+        self.metrics.received.inc_by(received);
+        if !self.docs.is_empty() {
+            self.pipeline.accept(std::mem::take(&mut self.docs));
         }
-        tracing::debug!("udp receiver stopped");
     }
+
+    fn idle(&mut self) {}
 }
 
-/// Starts the receiver thread; it stops after `cancel` once the socket's buffer is empty.
+/// Starts the daemon's receiver thread; it stops after `cancel` once the socket's
+/// buffer is empty.
 pub fn spawn(
     socket: UdpSocket,
     pipeline: Arc<Pipeline>,
@@ -150,12 +192,9 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> std::io::Result<JoinHandle<()>> {
     let receiver = Receiver {
-        socket,
         pipeline,
         metrics,
         docs: Vec::with_capacity(RECV_BATCH),
     };
-    std::thread::Builder::new()
-        .name("roentgen-daemon-udp".into())
-        .spawn(move || receiver.run(cancel))
+    spawn_loop("roentgen-daemon-udp", socket, receiver, cancel)
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use roentgen_daemon::receiver::{self, DatagramHandler};
 use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, router, udp};
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use roentgen_store::{Store, TenantId};
@@ -19,6 +20,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::ServeConfig;
+
+/// `serve` reads UDP with the daemon's receive loop and ingests in the server.
+struct UdpHandler(udp::UdpIngest);
+
+impl DatagramHandler for UdpHandler {
+    fn datagram(&mut self, data: &[u8]) {
+        self.0.datagram(data);
+    }
+
+    fn batch_done(&mut self, _received: u64) {
+        self.0.batch_done();
+    }
+
+    fn idle(&mut self) {
+        self.0.flush();
+    }
+}
 
 /// How often expired day partitions are looked for.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
@@ -80,7 +98,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let udp_socket = match config.udp_addr {
-        Some(a) => Some(udp::bind(a).with_context(|| format!("bind --udp-addr {a}"))?),
+        Some(a) => Some(receiver::bind(a).with_context(|| format!("bind --udp-addr {a}"))?),
         None => None,
     };
     info!(listener = "http", addr = %http.local_addr()?, "listening");
@@ -122,8 +140,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     }
     let udp_thread = match udp_socket {
         Some(s) => Some(
-            udp::spawn(s, ingest.clone(), tenant, cancel.clone())
-                .context("start the UDP listener")?,
+            receiver::spawn_loop(
+                "roentgen-udp",
+                s,
+                UdpHandler(udp::UdpIngest::new(ingest.clone(), tenant)),
+                cancel.clone(),
+            )
+            .context("start the UDP listener")?,
         ),
         None => None,
     };

@@ -1,46 +1,29 @@
 //! The X-Ray daemon protocol on UDP: `{"format":"json","version":1}` + `\n` + document.
 //!
-//! One thread reads the socket (blocking, with a short timeout so it sees shutdown),
-//! validates each datagram and hands batches to the ingest queue. Junk is counted per
-//! reason and dropped; a full queue drops the newest documents and counts them. On
-//! shutdown the thread keeps reading until the kernel buffer is empty, so datagrams the
-//! kernel already accepted are still stored.
+//! [`UdpIngest`] validates each datagram and hands batches to the ingest queue. Junk is
+//! counted per reason and dropped; a full queue drops the newest documents and counts
+//! them. It does not read the socket itself: `roentgen serve` runs the same receive loop
+//! as `roentgen daemon` (`roentgen_daemon::receiver`) and feeds each datagram here, so
+//! the two read UDP alike (batched `recvmmsg`, a large receive buffer, and on shutdown
+//! everything the kernel already accepted).
 
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use roentgen_api::daemon_protocol::split_datagram;
 use roentgen_model::Document;
 use roentgen_store::TenantId;
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{Ingest, SubmitError};
 use crate::metrics::{Metrics, ReasonLabels, SourceLabels};
 
-/// Receive buffer asked of the kernel (it may grant less; see `net.core.rmem_max`).
-pub const SOCKET_RECV_BUFFER: usize = 16 * 1024 * 1024;
 /// Documents handed to the ingest queue at once.
 const BATCH: usize = 512;
 /// Longest a received document waits in a partial batch.
 const MAX_BATCH_DELAY: Duration = Duration::from_millis(5);
-const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
-/// Binds the UDP socket with a large receive buffer.
-pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps it, and a small buffer only means earlier drops.
-    let _ = socket.set_recv_buffer_size(SOCKET_RECV_BUFFER);
-    socket.bind(&addr.into())?;
-    let socket: UdpSocket = socket.into();
-    socket.set_read_timeout(Some(READ_TIMEOUT))?;
-    Ok(socket)
-}
-
-struct Receiver {
-    socket: UdpSocket,
+/// Turns datagrams into validated documents for the ingest queue.
+pub struct UdpIngest {
     ingest: Ingest,
     metrics: Arc<Metrics>,
     tenant: TenantId,
@@ -50,11 +33,30 @@ struct Receiver {
     received: u64,
 }
 
-/// Datagrams read per `recvmmsg` call.
-const RECV_BATCH: usize = 32;
+impl std::fmt::Debug for UdpIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpIngest")
+            .field("batch", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
 
-impl Receiver {
-    fn handle(&mut self, data: &[u8]) {
+impl UdpIngest {
+    /// Feeds `ingest` for `tenant`.
+    pub fn new(ingest: Ingest, tenant: TenantId) -> Self {
+        let metrics = Arc::clone(ingest.metrics());
+        Self {
+            ingest,
+            metrics,
+            tenant,
+            batch: Vec::with_capacity(BATCH),
+            oldest: None,
+            received: 0,
+        }
+    }
+
+    /// One datagram: checked, parsed, validated, and batched or counted as rejected.
+    pub fn datagram(&mut self, data: &[u8]) {
         self.received += 1;
         let body = match split_datagram(data) {
             Ok(b) => b,
@@ -80,7 +82,16 @@ impl Receiver {
         }
     }
 
-    fn flush(&mut self) {
+    /// After a read of several datagrams: submit when the batch is full or old enough.
+    pub fn batch_done(&mut self) {
+        if self.batch.len() >= BATCH || self.oldest.is_some_and(|t| t.elapsed() >= MAX_BATCH_DELAY)
+        {
+            self.flush();
+        }
+    }
+
+    /// Publishes the counters and submits the partial batch.
+    pub fn flush(&mut self) {
         if self.received > 0 {
             self.metrics
                 .received
@@ -109,98 +120,4 @@ impl Receiver {
                 .inc_by(n);
         }
     }
-
-    fn run(mut self, cancel: CancellationToken) {
-        use std::io::IoSliceMut;
-        use std::os::fd::AsRawFd;
-
-        use nix::errno::Errno;
-        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
-
-        // One byte more than any UDP payload per slot, so nothing is silently truncated.
-        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; 65_536]).collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
-        let mut lens = [0usize; RECV_BATCH];
-        let fd = self.socket.as_raw_fd();
-        let mut draining = false;
-        loop {
-            if !draining && cancel.is_cancelled() {
-                // Read what the kernel already holds, then stop.
-                draining = true;
-                if self.socket.set_nonblocking(true).is_err() {
-                    break;
-                }
-            }
-            // Blocks until one datagram (or the read timeout), then takes what is there.
-            let got = {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-                    bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
-                recvmmsg(
-                    fd,
-                    &mut headers,
-                    iovs.iter_mut(),
-                    MsgFlags::MSG_WAITFORONE,
-                    None,
-                )
-                .map(|results| {
-                    let mut n = 0;
-                    for (slot, msg) in results.enumerate() {
-                        lens[slot] = msg.bytes;
-                        n = slot + 1;
-                    }
-                    n
-                })
-            };
-            match got {
-                Ok(n) => {
-                    for (buf, len) in bufs.iter().zip(lens).take(n) {
-                        if len > 0 {
-                            self.handle(&buf[..len]);
-                        }
-                    }
-                    if self.batch.len() >= BATCH
-                        || self.oldest.is_some_and(|t| t.elapsed() >= MAX_BATCH_DELAY)
-                    {
-                        self.flush();
-                    }
-                }
-                Err(Errno::EAGAIN) => {
-                    self.flush();
-                    if draining {
-                        break;
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    // ICMP errors and the like surface here on some systems: keep going.
-                    tracing::warn!("udp receive failed: {e}");
-                }
-            }
-        }
-        self.flush();
-        tracing::debug!("udp listener stopped");
-    }
-}
-
-/// Starts the listener thread on a bound socket; it stops after `cancel` once the
-/// socket's buffer is drained.
-pub fn spawn(
-    socket: UdpSocket,
-    ingest: Ingest,
-    tenant: TenantId,
-    cancel: CancellationToken,
-) -> std::io::Result<JoinHandle<()>> {
-    let metrics = Arc::clone(ingest.metrics());
-    let receiver = Receiver {
-        socket,
-        ingest,
-        metrics,
-        tenant,
-        batch: Vec::with_capacity(BATCH),
-        oldest: None,
-        received: 0,
-    };
-    std::thread::Builder::new()
-        .name("roentgen-udp".into())
-        .spawn(move || receiver.run(cancel))
 }
