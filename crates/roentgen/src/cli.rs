@@ -31,6 +31,37 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run a drop-in for the AWS X-Ray daemon: UDP in, batched PutTraceSegments out.
     Daemon(DaemonArgs),
+    /// Container entrypoint: run CMD with the daemon beside it in this process; forward
+    /// signals, reap zombies, flush every segment, exit with CMD's status.
+    Run(RunArgs),
+}
+
+/// `roentgen run [daemon flags] -- CMD ARGS…`.
+#[derive(Debug, Args)]
+#[command(version, disable_version_flag = true)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) daemon: DaemonArgs,
+
+    /// Longest the daemon may take, once CMD has exited, to send what it holds (what is
+    /// left goes to the spool, or is reported on stderr as lost).
+    #[arg(long = "flush-timeout", default_value = "5s", value_name = "DURATION")]
+    pub(crate) flush_timeout: String,
+
+    /// Forward signals to CMD's whole process group instead of CMD alone (tini's -g).
+    #[arg(short = 'g', long = "process-group")]
+    pub(crate) process_group: bool,
+
+    /// The application and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    /// The flush timeout.
+    pub(crate) fn flush_timeout(&self) -> anyhow::Result<Duration> {
+        duration("flush-timeout", &self.flush_timeout)
+    }
 }
 
 /// The official daemon's flags (Go's `flag` package also takes `-bind` with one dash;
@@ -169,7 +200,7 @@ const GO_LONG_FLAGS: &[&str] = &[
 /// subcommand, as the official daemon (Go `flag`) accepts both forms. Arguments after
 /// `--` are left alone.
 pub(crate) fn go_style_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let is_daemon = args.get(1).is_some_and(|a| a == "daemon");
+    let is_daemon = args.get(1).is_some_and(|a| a == "daemon" || a == "run");
     if !is_daemon {
         return args;
     }
@@ -421,6 +452,41 @@ mod tests {
         // Nothing given: every value comes from the config file or the defaults.
         let o = daemon(&[]).overrides();
         assert!(o.bind.is_none() && o.local_mode.is_none() && o.buffer_memory_mb.is_none());
+    }
+
+    #[test]
+    fn run_takes_daemon_flags_and_a_command() {
+        let args = go_style_args(
+            [
+                "roentgen",
+                "run",
+                "-e",
+                "http://x:1",
+                "-bind",
+                "127.0.0.1:9",
+                "-g",
+                "--",
+                "app",
+                "-bind",
+                "--",
+                "x",
+            ]
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        );
+        let Ok(Command::Run(r)) = Cli::try_parse_from(args).map(|c| c.command) else {
+            panic!("run parses")
+        };
+        assert_eq!(r.daemon.overrides().bind.as_deref(), Some("127.0.0.1:9"));
+        assert!(r.process_group);
+        // Everything after `--` is the application's, untouched.
+        assert_eq!(
+            r.command,
+            ["app", "-bind", "--", "x"].map(std::ffi::OsString::from)
+        );
+        assert_eq!(r.flush_timeout().expect("default"), Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["roentgen", "run", "-e", "http://x:1"]).is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) fn settings(args: &DaemonArgs) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{},hyper=warn,reqwest=warn",
         settings.log_level.directive()

@@ -3,6 +3,7 @@
 
 mod cli;
 mod daemon;
+mod run;
 mod serve;
 
 use std::process::ExitCode;
@@ -38,5 +39,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             serve::run(config)
         }
         cli::Command::Daemon(args) => daemon::run(args),
+        cli::Command::Run(args) => run::run(args),
     }
 }
