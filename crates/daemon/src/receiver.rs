@@ -22,7 +22,7 @@ use crate::pipeline::Pipeline;
 /// The official daemon keeps the default (about 200 KB), which is why bursts overflow it.
 pub const SOCKET_RECV_BUFFER: usize = 32 * 1024 * 1024;
 /// Datagrams read per `recvmmsg` call.
-const RECV_BATCH: usize = 64;
+const RECV_BATCH: usize = 16;
 /// How often a blocked read looks at the shutdown signal.
 const READ_TIMEOUT: Duration = Duration::from_millis(20);
 

@@ -117,7 +117,7 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
         "[::]:0"
     })?;
     sock.connect(target)?;
-    let total = load.rate * load.duration.as_secs_f64() as u64;
+    let total = (load.rate as f64 * load.duration.as_secs_f64()) as u64;
     let fd = sock.as_raw_fd();
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let no_addr: Vec<Option<SockaddrStorage>> = vec![None; BATCH];
