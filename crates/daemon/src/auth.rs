@@ -482,6 +482,27 @@ impl Signer {
     }
 }
 
+/// A JSON `POST` of `body` to `url`, signed when there is a signer.
+pub(crate) async fn json_post(
+    client: &reqwest::Client,
+    signer: Option<&Signer>,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<reqwest::RequestBuilder, AuthError> {
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(signer) = signer {
+        let headers = signer
+            .sign("POST", url, &[("content-type", "application/json")], &body)
+            .await?;
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+    }
+    Ok(request.body(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,19 @@ impl Buffer {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes the oldest documents out until the bound holds again.
+    fn evict_over_bound(&self, inner: &mut Inner, evicted: &mut Vec<Doc>) {
+        while inner.bytes > self.capacity {
+            match inner.queue.pop_front() {
+                Some(old) => {
+                    inner.bytes -= cost(&old);
+                    evicted.push(old);
+                }
+                None => break,
+            }
+        }
+    }
+
     /// Appends documents; returns the documents evicted (oldest first) to make room.
     pub fn push(&self, docs: impl IntoIterator<Item = Doc>) -> Vec<Doc> {
         let mut evicted = Vec::new();
@@ -89,15 +102,7 @@ impl Buffer {
                 let c = cost(&doc);
                 inner.bytes += c;
                 inner.queue.push_back(doc);
-                while inner.bytes > self.capacity {
-                    match inner.queue.pop_front() {
-                        Some(old) => {
-                            inner.bytes -= cost(&old);
-                            evicted.push(old);
-                        }
-                        None => break,
-                    }
-                }
+                self.evict_over_bound(&mut inner, &mut evicted);
             }
             if before == 0 && !inner.queue.is_empty() {
                 inner.partial_since = Some(Instant::now());
@@ -122,15 +127,7 @@ impl Buffer {
                 inner.bytes += cost(&doc);
                 inner.queue.push_front(doc);
             }
-            while inner.bytes > self.capacity {
-                match inner.queue.pop_front() {
-                    Some(old) => {
-                        inner.bytes -= cost(&old);
-                        evicted.push(old);
-                    }
-                    None => break,
-                }
-            }
+            self.evict_over_bound(&mut inner, &mut evicted);
             if inner.partial_since.is_none() && !inner.queue.is_empty() {
                 inner.partial_since = Some(Instant::now());
             }

@@ -87,24 +87,12 @@ impl Sender {
     async fn call(&self, batch: &[Doc]) -> Outcome {
         let body = request_body(batch);
         let url = self.endpoint.url("/TraceSegments");
-        let mut request = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        if let Some(signer) = &self.signer {
-            match signer
-                .sign("POST", &url, &[("content-type", "application/json")], &body)
-                .await
-            {
-                Ok(headers) => {
-                    for (k, v) in headers {
-                        request = request.header(k, v);
-                    }
-                }
+        let request =
+            match crate::auth::json_post(&self.client, self.signer.as_deref(), &url, body).await {
+                Ok(r) => r,
                 Err(e) => return Outcome::Retry("other", format!("{e}")),
-            }
-        }
-        let response = request.body(body).send().await;
+            };
+        let response = request.send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {

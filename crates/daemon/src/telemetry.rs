@@ -108,27 +108,16 @@ impl Telemetry {
             };
             let url = self.endpoint.url("/TelemetryRecords");
             let body = serde_json::to_vec(&request).unwrap_or_default();
-            let mut req = self
-                .client
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json");
-            if let Some(signer) = &self.signer {
-                match signer
-                    .sign("POST", &url, &[("content-type", "application/json")], &body)
-                    .await
-                {
-                    Ok(headers) => {
-                        for (k, v) in headers {
-                            req = req.header(k, v);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!("cannot sign telemetry, kept for later: {e}");
-                        return;
-                    }
+            let req = match crate::auth::json_post(&self.client, self.signer.as_deref(), &url, body)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("cannot sign telemetry, kept for later: {e}");
+                    return;
                 }
-            }
-            let sent = req.body(body).send().await;
+            };
+            let sent = req.send().await;
             match sent {
                 Ok(r) if r.status().is_success() => {
                     pending.drain(..n);

@@ -256,3 +256,50 @@ pub fn sink_router(counts: Arc<SinkCounts>) -> axum::Router {
         .fallback(|| async { "{}" })
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
 }
+
+/// A sink running on its own single-worker runtime (optionally pinned to one CPU).
+pub struct Sink {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// What it counted.
+    pub counts: Arc<SinkCounts>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Starts a sink on a free loopback port; its worker thread is pinned to `cpu`.
+    pub fn start(cpu: Option<usize>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_start(move || {
+                if let Some(cpu) = cpu {
+                    pin_to_cpu(cpu);
+                }
+            })
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let counts = Arc::new(SinkCounts::default());
+        let router = sink_router(Arc::clone(&counts));
+        runtime.spawn(async move { axum::serve(listener, router).await });
+        Ok(Self {
+            addr,
+            counts,
+            _runtime: runtime,
+        })
+    }
+
+    /// Documents received so far.
+    pub fn documents(&self) -> u64 {
+        self.counts.documents.load(Ordering::Relaxed)
+    }
+}

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use roentgen_loadgen::{Load, SinkCounts, pin_to_cpu, send, sink_router};
+use roentgen_loadgen::{Load, Sink, SinkCounts, pin_to_cpu, send};
 use util::{env_or, free_port, scrape};
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -41,15 +41,6 @@ fn cpu_seconds(pid: u32) -> f64 {
         .flatten()
         .unwrap_or(100) as f64;
     (ticks(11) + ticks(12)) / hz
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Run {
@@ -132,7 +123,7 @@ fn run_once(
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu_used = cpu_seconds(pid) - cpu_before;
-    let rss_mb = peak_rss_mb(pid);
+    let rss_mb = util::status_mb(pid, "VmHWM");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -160,24 +151,11 @@ fn main() {
     let size = env_or("BENCH_SIZE", 1000) as usize;
     let cpu = env_or("BENCH_CPU", 1) as usize;
 
-    // The sink: one tokio worker in this process.
-    let counts = Arc::new(SinkCounts::default());
-    let sink = format!("127.0.0.1:{}", free_port());
+    // The sink: one tokio worker in this process, on the daemon's core.
     let other = if cpu == 0 { 1 } else { 0 };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .on_thread_start(move || {
-            pin_to_cpu(other);
-        })
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&sink))
-        .expect("bind sink");
-    let router = sink_router(Arc::clone(&counts));
-    runtime.spawn(async move { axum::serve(listener, router).await });
-
+    let sink_server = Sink::start(Some(other)).expect("start the sink");
+    let sink = sink_server.addr.to_string();
+    let counts = Arc::clone(&sink_server.counts);
     let sample = Load {
         rate: 1,
         duration: Duration::from_secs(1),

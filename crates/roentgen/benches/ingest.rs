@@ -21,15 +21,6 @@ fn metric(http: &str, name: &str) -> f64 {
     util::scrape(http, name).unwrap_or(-1.0)
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn main() {
     // `cargo bench` passes --bench; ignore arguments.
     let rate = env_or("BENCH_RATE", 100_000);
@@ -81,7 +72,7 @@ fn main() {
     let received = metric(&http, "roentgen_ingest_received_segments_total");
     let rejected = metric(&http, "roentgen_ingest_rejected_segments_total");
     let dropped = metric(&http, "roentgen_ingest_dropped_segments_total");
-    let rss = peak_rss_mb(server.pid().as_raw() as u32);
+    let rss = util::status_mb(server.pid().as_raw() as u32, "VmHWM");
     assert!(server.stop().success(), "roentgen did not stop cleanly");
 
     let lost = total as f64 - stored;

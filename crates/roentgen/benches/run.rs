@@ -18,33 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use roentgen_loadgen::{Load, SinkCounts, send, sink_router};
+use roentgen_loadgen::{Load, Sink, send};
 use util::{env_or, free_port};
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn main() {
     let segments = env_or("BENCH_SEGMENTS", 10_000);
     let rounds = env_or("BENCH_ROUNDS", 5);
-    let counts = Arc::new(SinkCounts::default());
-    let sink = format!("127.0.0.1:{}", free_port());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&sink))
-        .expect("bind sink");
-    let router = sink_router(Arc::clone(&counts));
-    runtime.spawn(async move { axum::serve(listener, router).await });
+    let sink_server = Sink::start(None).expect("start the sink");
+    let sink = sink_server.addr.to_string();
+    let counts = Arc::clone(&sink_server.counts);
 
     // Everything is sent within a few milliseconds, well inside one second of rate.
     let load = Load {
@@ -62,7 +44,17 @@ fn main() {
         let udp = format!("127.0.0.1:{port}");
         let before = counts.documents.load(Ordering::Relaxed);
         let mut child = Command::new(util::bin())
-            .args(["run", "-e", &format!("http://{sink}"), "-b", &udp, "-t", &udp, "-l", "warn"])
+            .args([
+                "run",
+                "-e",
+                &format!("http://{sink}"),
+                "-b",
+                &udp,
+                "-t",
+                &udp,
+                "-l",
+                "warn",
+            ])
             .args(["--", "sleep", "1000"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -70,7 +62,7 @@ fn main() {
             .expect("start roentgen run");
         let pid = child.id();
         std::thread::sleep(Duration::from_millis(1000));
-        idle.push(rss_mb(pid));
+        idle.push(util::status_mb(pid, "VmRSS"));
         // All at once: the generator sends faster than the daemon forwards.
         let burst = Load {
             rate: segments * 50,
