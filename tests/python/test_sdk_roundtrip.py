@@ -8,6 +8,7 @@ import time
 
 import pytest
 from aws_xray_sdk.core.utils import stacktrace
+from botocore.exceptions import ClientError
 
 from xray_testlib import (
     PollTimeout,
@@ -440,3 +441,43 @@ def test_independent_subsegment(server, xray):
     assert merged == parent
     summary = wait_for_summary(xray, start, parent["trace_id"])
     assert summary["ResponseTime"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_filter_expressions(checkout, server, xray):
+    """The X-Ray filter language over the SDK's checkout trace and a plain one, through
+    boto3's GetTraceSummaries."""
+    trace_id, t0 = checkout["trace_id"], checkout["t0"]
+    other = emit_simple_trace(server.udp_addr, "inventory", status=200, shelf="b12")
+    wait_for_summary(xray, t0, other)
+    cases = {
+        "fault": {trace_id},
+        "!fault": {other},
+        "ok": {other},
+        'annotation.customer_tier = "gold"': {trace_id},
+        "annotation.cart_items >= 3 AND annotation.express = true": {trace_id},
+        'annotation.shelf BEGINSWITH "b"': {other},
+        'user = "alice"': {trace_id},
+        "http.status = 502": {trace_id},
+        'http.url CONTAINS "/checkout" AND http.method = "POST"': {trace_id},
+        'service("payments") { fault }': {trace_id},
+        'service("inventory") { fault }': set(),
+        'edge("orders", "payments")': {trace_id},
+        '!service("payments")': {other},
+        "duration > 0.7 AND duration < 0.9": {trace_id},
+        'service("web") OR service("inventory")': {trace_id, other},
+        '(user = "bob" OR user = "alice") AND !partial': {trace_id},
+    }
+    for expr, want in cases.items():
+        found, _ = all_summaries(xray, t0, FilterExpression=expr)
+        got = {x["Id"] for x in found} & {trace_id, other}
+        assert got == want, f"{expr!r}: {got} != {want}"
+
+    # Errors name the position and what was expected, as InvalidRequestException.
+    with pytest.raises(ClientError) as info:
+        xray.get_trace_summaries(
+            StartTime=t0 - 60, EndTime=time.time() + 60,
+            FilterExpression='responsetime CONTAINS "x"',
+        )
+    err = info.value.response["Error"]
+    assert err["Code"] == "InvalidRequestException"
+    assert "column" in err["Message"], err

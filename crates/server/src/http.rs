@@ -343,26 +343,6 @@ async fn batch_get_traces(
 
 /// The filter expressions understood until the full language lands (issue 5):
 /// empty, or `service("name")`.
-fn service_filter(expr: &str) -> Result<Option<String>, ApiError> {
-    let e = expr.trim();
-    if e.is_empty() {
-        return Ok(None);
-    }
-    let unsupported = || {
-        ApiError::invalid_request(format!(
-            "cannot parse filter expression {e:?}: only service(\"name\") is supported so far"
-        ))
-    };
-    let rest = e
-        .strip_prefix("service")
-        .ok_or_else(unsupported)?
-        .trim_start();
-    let rest = rest.strip_prefix('(').ok_or_else(unsupported)?;
-    let rest = rest.strip_suffix(')').ok_or_else(unsupported)?.trim();
-    let name: String = serde_json::from_str(rest).map_err(|_| unsupported())?;
-    Ok(Some(name))
-}
-
 async fn get_trace_summaries(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<GetTraceSummariesRequest>,
@@ -375,7 +355,6 @@ async fn get_trace_summaries(
         ))
         .into());
     }
-    let service = service_filter(req.filter_expression.as_deref().unwrap_or(""))?;
     let time_range_type = match req.time_range_type {
         None | Some(WireRange::TraceId) => TimeRangeType::TraceId,
         Some(WireRange::Event) => TimeRangeType::Event,
@@ -389,7 +368,8 @@ async fn get_trace_summaries(
                 start,
                 end,
                 time_range_type,
-                service,
+                service: None,
+                filter: req.filter_expression.clone(),
                 predicate: None,
                 cursor: req.next_token.clone(),
                 limit: SUMMARIES_PER_PAGE,
@@ -414,24 +394,4 @@ async fn get_trace_summaries(
         traces_processed_count: Some(page.scanned as i64),
         next_token: page.next,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::service_filter;
-
-    #[test]
-    fn service_filter_forms() {
-        assert_eq!(service_filter("").expect("ok"), None);
-        assert_eq!(
-            service_filter(r#"service("api")"#).expect("ok"),
-            Some("api".to_string())
-        );
-        assert_eq!(
-            service_filter(r#"  service ( "a \"b\"" ) "#).expect("ok"),
-            Some("a \"b\"".to_string())
-        );
-        assert!(service_filter("responsetime > 5").is_err());
-        assert!(service_filter("service(api)").is_err());
-    }
 }

@@ -947,6 +947,20 @@ impl EmbeddedStore {
         q: &SummaryQuery,
     ) -> Result<SummaryPage, StoreError> {
         let tp = tenant.prefix();
+        let compiled = match &q.filter {
+            Some(text) => crate::CompiledFilter::new(text)?,
+            None => None,
+        };
+        if compiled
+            .as_ref()
+            .is_some_and(|c| c.pushdown.matches_nothing)
+        {
+            return Ok(SummaryPage::default());
+        }
+        let service = q
+            .service
+            .clone()
+            .or_else(|| compiled.as_ref().and_then(|c| c.service.clone()));
         let start = q.start.max(0.0);
         let end = q.end.max(start);
         let lookback = match q.time_range_type {
@@ -985,10 +999,11 @@ impl EmbeddedStore {
                     .is_some_and(|e| e >= start && e <= end + 1.0),
             };
             in_range
-                && q.service
+                && service
                     .as_deref()
                     .is_none_or(|name| s.summary.has_service(name))
                 && q.predicate.as_ref().is_none_or(|p| p(&s.summary))
+                && compiled.as_ref().is_none_or(|c| c.matches(&s.summary))
         };
 
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
@@ -1007,7 +1022,7 @@ impl EmbeddedStore {
             }
             // Candidates: the service index when a service is pushed down, else the
             // summaries themselves.
-            if let Some(name) = q.service.as_deref() {
+            if let Some(name) = service.as_deref() {
                 let base = service_key(&tp, name, None);
                 let mut lo_k = base.clone();
                 lo_k.extend_from_slice(&lower[tp.len()..]);

@@ -19,6 +19,9 @@ pub enum StoreError {
     /// A paging cursor is not one this store issued.
     #[error("invalid paging token")]
     InvalidCursor,
+    /// A filter expression does not parse (the message names the position).
+    #[error("invalid filter expression: {0}")]
+    InvalidFilter(String),
     /// A tenant id is malformed.
     #[error("invalid tenant id {0:?}: 1 to 64 ASCII letters, digits, '-' or '_'")]
     InvalidTenant(String),
@@ -38,6 +41,9 @@ impl StoreError {
 
     /// True when the caller's input (not the store) is at fault.
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Self::InvalidCursor | Self::InvalidTenant(_))
+        matches!(
+            self,
+            Self::InvalidCursor | Self::InvalidTenant(_) | Self::InvalidFilter(_)
+        )
     }
 }

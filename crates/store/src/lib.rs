@@ -46,6 +46,12 @@ pub struct SummaryQuery {
     pub time_range_type: TimeRangeType,
     /// Pushed down: only traces with a node of this name.
     pub service: Option<String>,
+    /// An X-Ray filter expression (`GetTraceSummaries`' `FilterExpression`). The store
+    /// parses it ([`StoreError::InvalidFilter`] when it does not parse), narrows the
+    /// candidates by what the expression pins ([`roentgen_filter::pushdown`]: a service
+    /// through the service index, flags and bounds before decoding further) and
+    /// evaluates it on each candidate summary.
+    pub filter: Option<String>,
     /// Applied to every candidate after the pushdowns.
     pub predicate: Option<SummaryPredicate>,
     /// Where the previous page stopped ([`SummaryPage::next`]).
@@ -64,10 +70,51 @@ impl std::fmt::Debug for SummaryQuery {
             .field("end", &self.end)
             .field("time_range_type", &self.time_range_type)
             .field("service", &self.service)
+            .field("filter", &self.filter)
             .field("predicate", &self.predicate.is_some())
             .field("cursor", &self.cursor)
             .field("limit", &self.limit)
             .finish()
+    }
+}
+
+/// A filter expression ready for a scan: parsed, with what it pins.
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    /// The expression.
+    pub filter: roentgen_filter::Filter,
+    /// What every matching trace has (conservative).
+    pub pushdown: roentgen_filter::Pushdown,
+    /// A service every matching trace contains, when the expression pins exactly one
+    /// (for the service index).
+    pub service: Option<String>,
+}
+
+impl CompiledFilter {
+    /// Parses `text`; `None` for an empty expression.
+    pub fn new(text: &str) -> Result<Option<Self>, StoreError> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let filter = roentgen_filter::Filter::parse(text)
+            .map_err(|e| StoreError::InvalidFilter(e.to_string()))?;
+        let pushdown = roentgen_filter::pushdown(&filter);
+        let service = pushdown
+            .services
+            .iter()
+            .find(|clause| clause.len() == 1)
+            .and_then(|clause| clause.first().cloned());
+        Ok(Some(Self {
+            filter,
+            pushdown,
+            service,
+        }))
+    }
+
+    /// Whether the summary matches (pushdown first, then the full evaluation; groups
+    /// are not resolved yet, so `group.*` clauses are false).
+    pub fn matches(&self, summary: &TraceSummary) -> bool {
+        self.pushdown.admits(summary) && self.filter.matches(summary, &roentgen_filter::NoGroups)
     }
 }
 

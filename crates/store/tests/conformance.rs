@@ -42,6 +42,7 @@ fn query(start: u32, end: u32) -> SummaryQuery {
         end: f64::from(end),
         time_range_type: TimeRangeType::TraceId,
         service: None,
+        filter: None,
         predicate: None,
         cursor: None,
         limit: 100,
@@ -218,6 +219,67 @@ async fn paging_visits_every_trace_once_newest_first<S: Store>(store: S) {
     let mut q = query(T0, T0 + 1000);
     q.cursor = Some("not a cursor".into());
     assert!(store.query_summaries(&t, q).await.is_err());
+}
+
+async fn filter_expressions_narrow_and_match<S: Store>(store: S) {
+    let t = TenantId::default();
+    let mut docs = Vec::new();
+    // 60 traces: "api" on every one, "db" on every third; every fifth faults; the
+    // response time grows with the index.
+    for i in 0..60u32 {
+        let tid = trace(1000 + i, T0 + i);
+        let start = f64::from(T0 + i);
+        let fault = if i % 5 == 0 { ",\"fault\":true" } else { "" };
+        let extra = format!(",\"annotations\":{{\"n\":{i}}}{fault}");
+        docs.push(seg(
+            &tid,
+            1,
+            "api",
+            None,
+            start,
+            Some(start + f64::from(i) / 10.0),
+            &extra,
+        ));
+        if i % 3 == 0 {
+            docs.push(seg(&tid, 2, "db", Some(1), start, Some(start + 0.01), ""));
+        }
+    }
+    store.write(&t, docs).await.expect("write");
+    store.sync_index().await.expect("index");
+    let count = |expr: &'static str| {
+        let store = &store;
+        let t = &t;
+        async move {
+            let mut q = query(T0, T0 + 100);
+            q.filter = Some(expr.to_string());
+            let mut n = 0;
+            loop {
+                let page = store.query_summaries(t, q.clone()).await.expect("query");
+                n += page.summaries.len();
+                match page.next {
+                    Some(c) => q.cursor = Some(c),
+                    None => return n,
+                }
+            }
+        }
+    };
+    assert_eq!(count("").await, 60);
+    assert_eq!(count(r#"service("db")"#).await, 20);
+    assert_eq!(count("fault").await, 12);
+    assert_eq!(count(r#"service("db") AND fault"#).await, 4);
+    assert_eq!(count("responsetime > 4.95").await, 10);
+    assert_eq!(count("annotation.n >= 50 OR annotation.n < 2").await, 12);
+    assert_eq!(count(r#"!service("db") AND !fault"#).await, 32);
+    assert_eq!(count("fault AND !fault").await, 0);
+    let mut q = query(T0, T0 + 100);
+    q.filter = Some("responsetime CONTAINS \"x\"".into());
+    match store.query_summaries(&t, q).await {
+        Err(e) => assert!(
+            e.is_client_error() && e.to_string().contains("column"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a type error must not parse"),
+    }
 }
 
 async fn tenants_are_isolated<S: Store>(store: S) {
@@ -435,6 +497,7 @@ embedded!(
     late_segments_join_their_trace,
     in_progress_then_complete_bumps_revision,
     paging_visits_every_trace_once_newest_first,
+    filter_expressions_narrow_and_match,
     tenants_are_isolated,
     rollups_are_exact_in_any_order,
     retention_drops_whole_days,
