@@ -481,3 +481,29 @@ def test_filter_expressions(checkout, server, xray):
     err = info.value.response["Error"]
     assert err["Code"] == "InvalidRequestException"
     assert "column" in err["Message"], err
+
+
+def test_root_causes_in_summaries(checkout, server, xray):
+    """The checkout's fault starts in payments' charge-card (PaymentDeclined): the
+    summary's FaultRootCauses name that service, entity and exception; the throttled
+    DynamoDB call is an error root cause."""
+    s = wait_for_summary(xray, checkout["t0"], checkout["trace_id"])
+    faults = s["FaultRootCauses"]
+    assert faults, s
+    chains = [[svc["Name"] for svc in cause["Services"]] for cause in faults]
+    assert any(chain[-1] == "payments" for chain in chains), chains
+    exceptions = [
+        exc
+        for cause in faults
+        for svc in cause["Services"]
+        for entity in svc["EntityPath"]
+        for exc in entity.get("Exceptions", [])
+    ]
+    assert any(
+        e.get("Name") == "PaymentDeclined" and "insufficient funds" in e.get("Message", "")
+        for e in exceptions
+    ), exceptions
+    errors = s["ErrorRootCauses"]
+    assert any(
+        svc["Name"] == "DynamoDB" for cause in errors for svc in cause["Services"]
+    ), errors

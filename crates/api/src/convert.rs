@@ -1,13 +1,89 @@
 //! From the model's trace summaries to the wire's.
 
 use roentgen_model::ServiceKey;
-use roentgen_model::trace::{StoredAnnotation, TraceSummary as ModelSummary};
+use roentgen_model::trace::{RootCause, StoredAnnotation, TraceSummary as ModelSummary};
 
 use crate::timestamp::EpochSeconds;
 use crate::traces::{
-    AnnotationValue, AvailabilityZoneDetail, Http, InstanceIdDetail, ResourceARNDetail, ServiceId,
-    TraceSummary, TraceUser, ValueWithServiceIds,
+    AnnotationValue, AvailabilityZoneDetail, ErrorRootCause, ErrorRootCauseEntity,
+    ErrorRootCauseService, FaultRootCause, FaultRootCauseEntity, FaultRootCauseService, Http,
+    InstanceIdDetail, ResourceARNDetail, ResponseTimeRootCause, ResponseTimeRootCauseEntity,
+    ResponseTimeRootCauseService, RootCauseException, ServiceId, TraceSummary, TraceUser,
+    ValueWithServiceIds,
 };
+
+fn exceptions(e: &[roentgen_model::trace::RootCauseException]) -> Vec<RootCauseException> {
+    e.iter()
+        .map(|x| RootCauseException {
+            name: x.name.clone(),
+            message: x.message.clone(),
+        })
+        .collect()
+}
+
+/// One wire function per root-cause kind: the three wire shapes differ only in their
+/// entity type.
+macro_rules! root_causes {
+    ($(#[$doc:meta])* $fn_name:ident, $cause:ident, $service:ident, |$e:ident| $entity:expr) => {
+        $(#[$doc])*
+        pub fn $fn_name(causes: &[RootCause]) -> Vec<$cause> {
+            causes
+                .iter()
+                .map(|c| $cause {
+                    services: c
+                        .services
+                        .iter()
+                        .map(|s| $service {
+                            name: Some(s.key.name.clone()),
+                            names: vec![s.key.name.clone()],
+                            r#type: s.key.kind.clone(),
+                            account_id: s.key.account_id.clone(),
+                            entity_path: s.entity_path.iter().map(|$e| $entity).collect(),
+                            inferred: Some(s.inferred),
+                        })
+                        .collect(),
+                    client_impacting: Some(c.client_impacting),
+                })
+                .collect()
+        }
+    };
+}
+
+root_causes!(
+    /// The wire shape of fault root causes.
+    fault_root_causes,
+    FaultRootCause,
+    FaultRootCauseService,
+    |e| FaultRootCauseEntity {
+        name: Some(e.name.clone()),
+        exceptions: exceptions(&e.exceptions),
+        remote: Some(e.remote),
+    }
+);
+
+root_causes!(
+    /// The wire shape of error root causes.
+    error_root_causes,
+    ErrorRootCause,
+    ErrorRootCauseService,
+    |e| ErrorRootCauseEntity {
+        name: Some(e.name.clone()),
+        exceptions: exceptions(&e.exceptions),
+        remote: Some(e.remote),
+    }
+);
+
+root_causes!(
+    /// The wire shape of response-time root causes.
+    response_time_root_causes,
+    ResponseTimeRootCause,
+    ResponseTimeRootCauseService,
+    |e| ResponseTimeRootCauseEntity {
+        name: Some(e.name.clone()),
+        coverage: e.coverage,
+        remote: Some(e.remote),
+    }
+);
 
 /// The wire `ServiceId` of a graph node.
 pub fn service_id(key: &ServiceKey) -> ServiceId {
@@ -97,9 +173,9 @@ pub fn trace_summary(
             })
             .collect(),
         entry_point: s.entry_point.as_ref().map(service_id),
-        fault_root_causes: Vec::new(),
-        error_root_causes: Vec::new(),
-        response_time_root_causes: Vec::new(),
+        fault_root_causes: fault_root_causes(&s.fault_root_causes),
+        error_root_causes: error_root_causes(&s.error_root_causes),
+        response_time_root_causes: response_time_root_causes(&s.response_time_root_causes),
         revision: Some(i32::try_from(revision).unwrap_or(i32::MAX)),
         matched_event_time: matched_event_time.map(EpochSeconds),
     }
