@@ -96,3 +96,45 @@ def test_aws_cli_reads_sdk_trace(server, xray, tmp_path):
     docs = [json.loads(s["Document"]) for s in out["Traces"][0]["Segments"]]
     assert [(d["id"], d["name"]) for d in docs] == [(seg.id, "cli-web")]
     assert docs[0] == rec.emitter.documents()[0]
+
+
+def test_roentgen_traces_and_trace(server, xray, roentgen_bin):
+    """`roentgen traces --filter` lists the SDK's traces; `roentgen trace ID` draws one
+    as a waterfall. Both only use the public API."""
+    from test_sdk_roundtrip import emit_checkout_trace, emit_simple_trace
+
+    t = emit_checkout_trace(server.udp_addr)
+    plain = emit_simple_trace(server.udp_addr, "inventory", status=200)
+    wait_for_summary(xray, t["t0"], t["trace_id"])
+    wait_for_summary(xray, t["t0"], plain)
+
+    def roentgen(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(roentgen_bin), *args, "--endpoint", server.http_url],
+            capture_output=True, text=True, timeout=30,
+        )
+
+    listed = roentgen("traces", "--since", "10m", "--filter", 'service("payments") { fault }')
+    assert listed.returncode == 0, listed.stderr
+    assert t["trace_id"] in listed.stdout and plain not in listed.stdout, listed.stdout
+    line = next(l for l in listed.stdout.splitlines() if t["trace_id"] in l)
+    assert "fault" in line and "502" in line and "https://shop.example.com/checkout" in line, line
+
+    everything = roentgen("traces", "--since", "10m")
+    assert t["trace_id"] in everything.stdout and plain in everything.stdout
+
+    bad = roentgen("traces", "--filter", "responsetime CONTAINS 3")
+    assert bad.returncode != 0 and "InvalidRequestException" in bad.stderr, bad.stderr
+
+    drawn = roentgen("trace", t["trace_id"])
+    assert drawn.returncode == 0, drawn.stderr
+    rows = drawn.stdout.splitlines()
+    # Call order across services, nested by depth, with outcomes and bars.
+    names = [r.split()[1] for r in rows[2:]]
+    for a, b in [("web", "orders"), ("orders", "payments"), ("payments", "charge-card")]:
+        assert names.index(a) < names.index(b), names
+    payments = next(r for r in rows[2:] if r.split()[:2] == ["payments", "payments"])
+    assert "fault 500" in payments and "█" in payments, payments
+
+    missing = roentgen("trace", "1-00000000-000000000000000000000000")
+    assert missing.returncode == 1 and "no trace" in missing.stderr

@@ -34,6 +34,52 @@ pub(crate) enum Command {
     /// Container entrypoint: run CMD with the daemon beside it in this process; forward
     /// signals, reap zombies, flush every segment, exit with CMD's status.
     Run(RunArgs),
+    /// List recent traces, optionally matching an X-Ray filter expression.
+    Traces(TracesArgs),
+    /// Show one trace as a waterfall.
+    Trace(TraceArgs),
+}
+
+/// `roentgen traces`.
+#[derive(Debug, Args)]
+pub(crate) struct TracesArgs {
+    /// X-Ray filter expression, e.g. `service("api") AND responsetime > 1`.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// How far back to look, e.g. `15m`, `1h`, `2d`.
+    #[arg(long, default_value = "1h")]
+    pub(crate) since: String,
+    /// Most traces to print.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// The X-Ray API to ask (a `roentgen serve`).
+    #[arg(
+        long,
+        env = "ROENTGEN_ENDPOINT",
+        default_value = "http://127.0.0.1:2772"
+    )]
+    pub(crate) endpoint: String,
+}
+
+impl TracesArgs {
+    /// The look-back window.
+    pub(crate) fn since(&self) -> anyhow::Result<Duration> {
+        duration("since", &self.since)
+    }
+}
+
+/// `roentgen trace ID`.
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    /// The trace id, `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
+    pub(crate) id: String,
+    /// The X-Ray API to ask (a `roentgen serve`).
+    #[arg(
+        long,
+        env = "ROENTGEN_ENDPOINT",
+        default_value = "http://127.0.0.1:2772"
+    )]
+    pub(crate) endpoint: String,
 }
 
 /// `roentgen run [daemon flags] -- CMD ARGS…`.

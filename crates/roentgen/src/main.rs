@@ -2,6 +2,7 @@
 //! together, run until a signal, shut down in order.
 
 mod cli;
+mod client;
 mod daemon;
 mod run;
 mod serve;
@@ -40,5 +41,16 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Daemon(args) => daemon::run(args),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Traces(args) => {
+            let since = match args.since() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("roentgen traces: {e:#}");
+                    return Ok(ExitCode::from(cli::EX_USAGE));
+                }
+            };
+            client::traces(&args.endpoint, args.filter, since, args.limit.max(1))
+        }
+        cli::Command::Trace(args) => client::trace(&args.endpoint, &args.id),
     }
 }
