@@ -178,13 +178,10 @@ pub fn timeline(documents: &[&Segment]) -> Vec<Row> {
     let mut pending = roots.into_iter().chain(all);
     // Depth-first without recursion (hostile parent chains cannot overflow the stack).
     let mut stack: Vec<(usize, usize)> = Vec::new();
-    loop {
-        let Some((i, depth)) = stack
-            .pop()
-            .or_else(|| pending.find(|&r| !visited[r]).map(|r| (r, 0)))
-        else {
-            break;
-        };
+    while let Some((i, depth)) = stack
+        .pop()
+        .or_else(|| pending.find(|&r| !visited[r]).map(|r| (r, 0)))
+    {
         if std::mem::replace(&mut visited[i], true) {
             continue;
         }
