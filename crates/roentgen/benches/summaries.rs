@@ -1,0 +1,132 @@
+//! `GetTraceSummaries` with filter expressions over a one-hour window holding many
+//! traces, through the real binary.
+//!
+//! Loads `BENCH_TRACES` traces (default 1,000,000; one segment each, spread over the
+//! last hour, 100 services, annotation `n`, every 20th faulting) straight into an
+//! embedded store, starts `roentgen serve` on it and times, following `NextToken` to the
+//! end: a selective filter the pushdown narrows to 1 % (`service("svc-7")`), a filter
+//! no pushdown narrows, evaluated on every summary (`annotation.n < 0`, matching none),
+//! and the first page of an unfiltered query.
+//!
+//! Run: `cargo bench -p roentgen --bench summaries`
+
+#![allow(missing_docs)]
+
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use roentgen_model::Document;
+use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use roentgen_store::{Store, TenantId};
+use util::env_or;
+
+fn query(
+    http: &str,
+    start: u64,
+    end: u64,
+    filter: Option<&str>,
+    all_pages: bool,
+) -> (usize, usize, f64) {
+    let client = reqwest::blocking::Client::new();
+    let mut token: Option<String> = None;
+    let (mut found, mut pages) = (0, 0);
+    let t = Instant::now();
+    loop {
+        let mut req = serde_json::json!({ "StartTime": start, "EndTime": end });
+        if let Some(f) = filter {
+            req["FilterExpression"] = serde_json::json!(f);
+        }
+        if let Some(tok) = &token {
+            req["NextToken"] = serde_json::json!(tok);
+        }
+        let body: serde_json::Value = client
+            .post(format!("http://{http}/TraceSummaries"))
+            .body(req.to_string())
+            .send()
+            .and_then(|r| r.json())
+            .expect("GetTraceSummaries");
+        pages += 1;
+        found += body["TraceSummaries"].as_array().map_or(0, Vec::len);
+        match body.get("NextToken").and_then(|v| v.as_str()) {
+            Some(next) if all_pages => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    (found, pages, t.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let traces = env_or("BENCH_TRACES", 1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let load_start = Instant::now();
+    {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let tenant = TenantId::default();
+        let batch = 5000;
+        let mut t = 0;
+        while t < traces {
+            let mut docs = Vec::with_capacity(batch as usize);
+            for i in t..(t + batch).min(traces) {
+                let at = now - (i % 3600);
+                let fault = if i % 20 == 0 { r#","fault":true"# } else { "" };
+                let raw = format!(
+                    r#"{{"trace_id":"1-{at:08x}-{n:024x}","id":"{n:016x}","name":"svc-{svc}","start_time":{at},"end_time":{end}{fault},"http":{{"request":{{"method":"GET","url":"https://svc-{svc}.example.com/api/{i}"}},"response":{{"status":200}}}},"annotations":{{"n":{i},"customer":"c-{i}"}}}}"#,
+                    n = i + 1,
+                    svc = i % 100,
+                    end = at as f64 + 0.05 + (i % 1000) as f64 / 1000.0,
+                );
+                docs.push(Document::parse(raw).expect("valid"));
+            }
+            rt.block_on(store.write(&tenant, docs)).expect("write");
+            t += batch;
+            store.sync_index_blocking();
+        }
+        store.close_blocking().expect("close");
+    }
+    println!(
+        "summaries: loaded {traces} traces in {:.1}s",
+        load_start.elapsed().as_secs_f64()
+    );
+    let server = util::Server::start_with(
+        Some(dir.path().to_path_buf()),
+        false,
+        &["--log-level", "warn"],
+    );
+    let (start, end) = (now - 3600, now + 1);
+    // Warm the caches once.
+    let _ = query(&server.http, start, end, Some(r#"service("svc-3")"#), true);
+    let (n, pages, secs) = query(&server.http, start, end, Some(r#"service("svc-7")"#), true);
+    println!(
+        "  selective  service(\"svc-7\"): {n} traces, {pages} pages, {:.1} ms",
+        secs * 1000.0
+    );
+    let (n, pages, secs) = query(&server.http, start, end, Some("annotation.n < 0"), true);
+    println!(
+        "  full scan  annotation.n < 0: {n} traces, {pages} pages, {:.1} ms",
+        secs * 1000.0
+    );
+    let (n, pages, secs) = query(
+        &server.http,
+        start,
+        end,
+        Some("fault AND responsetime > 0.9"),
+        true,
+    );
+    println!(
+        "  flags      fault AND responsetime > 0.9: {n} traces, {pages} pages, {:.1} ms",
+        secs * 1000.0
+    );
+    let (n, _, secs) = query(&server.http, start, end, None, false);
+    println!(
+        "  first page, no filter: {n} traces, {:.1} ms",
+        secs * 1000.0
+    );
+    drop(server);
+}
