@@ -25,10 +25,12 @@
 //!   segment's. It exists when the entry segment has finished with a positive response
 //!   time, and is client-impacting (the client waited for that chain).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use crate::document::{Cause, Exception, Segment};
-use crate::trace::{RootCause, RootCauseEntity, RootCauseException, RootCauseService, ServiceKey};
+use crate::trace::{
+    Entity, RootCause, RootCauseEntity, RootCauseException, RootCauseService, ServiceKey,
+};
 
 /// Most root causes of one kind kept in a summary.
 pub const MAX_ROOT_CAUSES: usize = 20;
@@ -50,21 +52,19 @@ pub(crate) struct Causes {
     pub(crate) response_time: Vec<RootCause>,
 }
 
-struct Entity<'a> {
-    seg: &'a Segment,
-    /// Index of the segment document that owns the entity.
-    owner: Option<usize>,
-    parent: Option<usize>,
-    children: Vec<usize>,
-}
-
 struct Tree<'a, 'b> {
     docs: &'b [&'a Segment],
-    ents: Vec<Entity<'a>>,
-    /// Entity index of each document's top entity.
-    top_of: Vec<usize>,
+    ents: &'b [Entity<'a>],
+    /// Parent of each entity in the trace-wide tree.
+    parent: Vec<Option<usize>>,
+    /// Children of entity `k`: `children[child_start[k]..child_start[k + 1]]`, in
+    /// entity order.
+    child_start: Vec<usize>,
+    children: Vec<usize>,
+    /// Entity index of each document's top entity (one more entry: the entity count).
+    top_of: &'b [usize],
     exceptions: HashMap<&'a str, &'a Exception>,
-    answered: &'b BTreeSet<&'a str>,
+    answered: &'b HashSet<&'a str>,
 }
 
 fn is_call(seg: &Segment) -> bool {
@@ -89,38 +89,12 @@ fn exception(x: &Exception) -> RootCauseException {
 impl<'a, 'b> Tree<'a, 'b> {
     fn new(
         docs: &'b [&'a Segment],
-        owner: &HashMap<&'a str, usize>,
-        answered: &'b BTreeSet<&'a str>,
+        ents: &'b [Entity<'a>],
+        top_of: &'b [usize],
+        by_id: &HashMap<&'a str, usize>,
+        answered: &'b HashSet<&'a str>,
     ) -> Self {
-        let mut ents: Vec<Entity<'a>> = Vec::new();
-        let mut top_of = Vec::with_capacity(docs.len());
-        for (i, d) in docs.iter().enumerate() {
-            let o = if d.is_subsegment() {
-                d.parent_id.as_deref().and_then(|p| owner.get(p).copied())
-            } else {
-                Some(i)
-            };
-            top_of.push(ents.len());
-            let mut stack: Vec<(&'a Segment, Option<usize>)> = vec![(*d, None)];
-            while let Some((seg, parent)) = stack.pop() {
-                let me = ents.len();
-                ents.push(Entity {
-                    seg,
-                    owner: o,
-                    parent,
-                    children: Vec::new(),
-                });
-                for sub in seg.subsegments.iter().rev() {
-                    stack.push((sub, Some(me)));
-                }
-            }
-        }
-        let mut by_id: HashMap<&'a str, usize> = HashMap::new();
-        for (k, e) in ents.iter().enumerate() {
-            if let Some(id) = e.seg.id.as_deref() {
-                by_id.entry(id).or_insert(k);
-            }
-        }
+        let mut parent: Vec<Option<usize>> = ents.iter().map(|e| e.embedded_in).collect();
         for (i, d) in docs.iter().enumerate() {
             let top = top_of[i];
             let Some(&pe) = d.parent_id.as_deref().and_then(|p| by_id.get(p)) else {
@@ -129,15 +103,25 @@ impl<'a, 'b> Tree<'a, 'b> {
             if pe == top || (!d.is_subsegment() && ents[pe].owner == Some(i)) {
                 continue;
             }
-            ents[top].parent = Some(pe);
+            parent[top] = Some(pe);
+        }
+        let mut child_start = vec![0usize; ents.len() + 1];
+        for p in parent.iter().flatten() {
+            child_start[p + 1] += 1;
         }
         for k in 0..ents.len() {
-            if let Some(p) = ents[k].parent {
-                ents[p].children.push(k);
+            child_start[k + 1] += child_start[k];
+        }
+        let mut fill = child_start.clone();
+        let mut children = vec![0usize; child_start[ents.len()]];
+        for (k, p) in parent.iter().enumerate() {
+            if let Some(p) = *p {
+                children[fill[p]] = k;
+                fill[p] += 1;
             }
         }
         let mut exceptions = HashMap::new();
-        for e in &ents {
+        for e in ents {
             if let Some(Cause::Details(d)) = &e.seg.cause {
                 for x in &d.exceptions {
                     if let Some(id) = x.id.as_deref() {
@@ -149,10 +133,17 @@ impl<'a, 'b> Tree<'a, 'b> {
         Self {
             docs,
             ents,
+            parent,
+            child_start,
+            children,
             top_of,
             exceptions,
             answered,
         }
+    }
+
+    fn children_of(&self, k: usize) -> &[usize] {
+        &self.children[self.child_start[k]..self.child_start[k + 1]]
     }
 
     fn exceptions_of(&self, seg: &Segment) -> Vec<RootCauseException> {
@@ -171,7 +162,7 @@ impl<'a, 'b> Tree<'a, 'b> {
     fn path_to(&self, leaf: usize) -> Vec<usize> {
         let mut path = vec![leaf];
         let mut at = leaf;
-        while let Some(p) = self.ents[at].parent {
+        while let Some(p) = self.parent[at] {
             if path.len() >= MAX_PATH {
                 break;
             }
@@ -235,7 +226,12 @@ impl<'a, 'b> Tree<'a, 'b> {
         let mut candidates = 0;
         for k in 0..self.ents.len() {
             let e = &self.ents[k];
-            if !flagged(e.seg) || e.children.iter().any(|c| flagged(self.ents[*c].seg)) {
+            if !flagged(e.seg)
+                || self
+                    .children_of(k)
+                    .iter()
+                    .any(|c| flagged(self.ents[*c].seg))
+            {
                 continue;
             }
             candidates += 1;
@@ -277,8 +273,8 @@ impl<'a, 'b> Tree<'a, 'b> {
         let mut at = top;
         while path.len() < MAX_PATH {
             let took = self.ents[at].seg.response_time().unwrap_or(0.0);
-            let slowest = self.ents[at]
-                .children
+            let slowest = self
+                .children_of(at)
                 .iter()
                 .filter_map(|c| Some((*c, self.ents[*c].seg.response_time()?)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -309,16 +305,20 @@ impl<'a, 'b> Tree<'a, 'b> {
     }
 }
 
-/// Derives the three kinds of root causes of one trace. `owner` maps entity ids to
-/// the index of the segment that owns them, `root` is the entry segment's index and
-/// `answered` holds the ids of subsegments that a downstream segment names as parent.
+/// Derives the three kinds of root causes of one trace. `ents` are the trace's
+/// entities (documents in order, each depth first, with their owning segment),
+/// `top_of` the index of each document's top entity, `by_id` the first entity with
+/// each id, `root` the entry segment's index and `answered` the ids of subsegments that
+/// a downstream segment names as parent.
 pub(crate) fn derive_causes<'a>(
     docs: &[&'a Segment],
-    owner: &HashMap<&'a str, usize>,
+    ents: &[Entity<'a>],
+    top_of: &[usize],
+    by_id: &HashMap<&'a str, usize>,
     root: Option<usize>,
-    answered: &BTreeSet<&'a str>,
+    answered: &HashSet<&'a str>,
 ) -> Causes {
-    let tree = Tree::new(docs, owner, answered);
+    let tree = Tree::new(docs, ents, top_of, by_id, answered);
     Causes {
         fault: tree.leaf_causes(faulted, root),
         error: tree.leaf_causes(errored, root),

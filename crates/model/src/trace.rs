@@ -6,7 +6,9 @@
 //! re-derive after every late or completing segment and apply the difference of the
 //! statistics to its rollups: counts stay exact whatever order segments arrive in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -402,26 +404,6 @@ pub fn histogram_bucket(seconds: f64) -> u32 {
 }
 
 impl Stats {
-    fn of(seg: &Segment) -> Self {
-        let rt = seg.response_time().unwrap_or(0.0).max(0.0);
-        let mut s = Self {
-            count: 1,
-            total_response_time: rt,
-            ..Self::default()
-        };
-        if seg.fault {
-            s.fault = 1;
-        } else if seg.throttle {
-            s.throttle = 1;
-        } else if seg.error {
-            s.error_other = 1;
-        } else {
-            s.ok = 1;
-        }
-        s.histogram.insert(histogram_bucket(rt), 1);
-        s
-    }
-
     /// Adds `other` multiplied by `sign` (1 or -1).
     pub fn add(&mut self, other: &Stats, sign: i64) {
         self.count += sign * other.count;
@@ -471,24 +453,174 @@ fn minute_of(seg: &Segment) -> u64 {
     (seg.start_time.unwrap_or(0.0).max(0.0) / 60.0).floor() as u64
 }
 
+/// One segment or subsegment of a trace during derivation: documents in order, each
+/// one's entities depth first (the order of [`Segment::walk`]).
+pub(crate) struct Entity<'a> {
+    /// The segment or subsegment.
+    pub(crate) seg: &'a Segment,
+    /// Index of the document that carried it.
+    pub(crate) doc: usize,
+    /// The entity that embeds it, within the same document.
+    pub(crate) embedded_in: Option<usize>,
+    /// Index of the segment document that owns it (`None`: an independent subsegment
+    /// whose parent has not arrived).
+    pub(crate) owner: Option<usize>,
+}
+
+/// A service key borrowed from the documents while a trace is derived; interned so
+/// that nodes, edges and annotations refer to services by index and each
+/// [`ServiceKey`] is built once. Its order is [`ServiceKey`]'s.
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct KeyRef<'a> {
+    name: &'a str,
+    kind: Option<Cow<'a, str>>,
+    account_id: Option<&'a str>,
+}
+
+impl<'a> KeyRef<'a> {
+    fn of_segment(s: &'a Segment) -> Self {
+        Self {
+            name: s.name.as_deref().unwrap_or_default(),
+            kind: s.origin.as_deref().map(Cow::Borrowed),
+            account_id: s.aws.as_ref().and_then(|a| a.account_id.as_deref()),
+        }
+    }
+
+    fn inferred(s: &'a Segment) -> Self {
+        let name = s.name.as_deref().unwrap_or_default();
+        let kind = match s.namespace.as_deref() {
+            Some("aws") => {
+                if s.aws.as_ref().and_then(|a| a.table_name.as_ref()).is_some() {
+                    Cow::Owned(format!("AWS::{name}::Table"))
+                } else {
+                    Cow::Owned(format!("AWS::{name}"))
+                }
+            }
+            _ => Cow::Borrowed("remote"),
+        };
+        Self {
+            name,
+            kind: Some(kind),
+            account_id: s.aws.as_ref().and_then(|a| a.account_id.as_deref()),
+        }
+    }
+
+    fn to_owned_key(&self) -> ServiceKey {
+        ServiceKey {
+            name: self.name.to_string(),
+            kind: self.kind.as_ref().map(|k| k.to_string()),
+            account_id: self.account_id.map(str::to_string),
+        }
+    }
+}
+
+/// The distinct service keys of one derivation.
+struct Keys<'a> {
+    list: Vec<KeyRef<'a>>,
+    index: HashMap<KeyRef<'a>, usize>,
+}
+
+impl<'a> Keys<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            list: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+        }
+    }
+
+    fn intern(&mut self, key: KeyRef<'a>) -> usize {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let i = self.list.len();
+        // Keys are a few short strings: cloning the borrowed view is cheap.
+        self.index.insert(
+            KeyRef {
+                name: key.name,
+                kind: key.kind.clone(),
+                account_id: key.account_id,
+            },
+            i,
+        );
+        self.list.push(key);
+        i
+    }
+
+    /// Each key's position in [`ServiceKey`] order, and the owned keys in that order.
+    fn finish(self) -> (Vec<usize>, Vec<ServiceKey>) {
+        let mut order: Vec<usize> = (0..self.list.len()).collect();
+        order.sort_unstable_by(|a, b| self.list[*a].cmp(&self.list[*b]));
+        let mut rank = vec![0; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
+        }
+        let owned = order.iter().map(|&i| self.list[i].to_owned_key()).collect();
+        (rank, owned)
+    }
+}
+
+/// Marks "no key" in an interned (source, target) pair.
+const NO_KEY: usize = usize::MAX;
+
+impl Stats {
+    /// Counts one finished call: its class (fault over throttle over error over ok),
+    /// response time and histogram bucket.
+    fn record(&mut self, seg: &Segment) {
+        let rt = seg.response_time().unwrap_or(0.0).max(0.0);
+        self.count += 1;
+        if seg.fault {
+            self.fault += 1;
+        } else if seg.throttle {
+            self.throttle += 1;
+        } else if seg.error {
+            self.error_other += 1;
+        } else {
+            self.ok += 1;
+        }
+        self.total_response_time += rt;
+        *self.histogram.entry(histogram_bucket(rt)).or_insert(0) += 1;
+    }
+}
+
 /// Derives the summary and graph statistics of one trace from its top-level documents
 /// (segments and independent subsegments; one version per document id). Returns `None`
 /// for an empty slice.
+///
+/// Services are interned once per derivation and referred to by index; the owned
+/// [`ServiceKey`]s are built once each and cloned only into the output.
 pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
     if docs.is_empty() {
         return None;
     }
+    // Every entity once, depth first per document (the order of `Segment::walk`).
+    let mut ents: Vec<Entity<'_>> = Vec::with_capacity(docs.len() * 4);
+    let mut top_of: Vec<usize> = Vec::with_capacity(docs.len() + 1);
+    let mut stack: Vec<(&Segment, Option<usize>)> = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        top_of.push(ents.len());
+        stack.push((d, None));
+        while let Some((seg, embedded_in)) = stack.pop() {
+            let me = ents.len();
+            ents.push(Entity {
+                seg,
+                doc: i,
+                embedded_in,
+                owner: None,
+            });
+            stack.extend(seg.subsegments.iter().rev().map(|s| (s, Some(me))));
+        }
+    }
+    top_of.push(ents.len());
+    let ents_of = |i: usize| top_of[i]..top_of[i + 1];
+
     // Which segment owns each entity id: segments own themselves and their embedded
     // subsegments; independent subsegments belong to whoever owns their parent.
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    let mut entities: Vec<(&Segment, Option<usize>)> = Vec::new();
-    for (i, d) in docs.iter().enumerate() {
-        if !d.is_subsegment() {
-            for e in d.walk() {
-                if let Some(id) = e.id.as_deref() {
-                    owner.insert(id, i);
-                }
-            }
+    let mut owner: HashMap<&str, usize> = HashMap::with_capacity(ents.len());
+    for e in &ents {
+        if !docs[e.doc].is_subsegment()
+            && let Some(id) = e.seg.id.as_deref()
+        {
+            owner.insert(id, e.doc);
         }
     }
     let mut pending: Vec<usize> = (0..docs.len())
@@ -497,11 +629,14 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
     loop {
         let before = pending.len();
         pending.retain(|&i| {
-            let d = docs[i];
-            match d.parent_id.as_deref().and_then(|p| owner.get(p).copied()) {
+            match docs[i]
+                .parent_id
+                .as_deref()
+                .and_then(|p| owner.get(p).copied())
+            {
                 Some(o) => {
-                    for e in d.walk() {
-                        if let Some(id) = e.id.as_deref() {
+                    for e in &ents[ents_of(i)] {
+                        if let Some(id) = e.seg.id.as_deref() {
                             owner.insert(id, o);
                         }
                     }
@@ -520,10 +655,37 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         } else {
             Some(i)
         };
-        for e in d.walk() {
-            entities.push((e, o));
+        for e in &mut ents[top_of[i]..top_of[i + 1]] {
+            e.owner = o;
         }
     }
+    // Entities by id: the first one with an id for the root-cause tree, the last one
+    // for the calling subsegment of a parent link (a second map only when ids repeat).
+    let mut first_by_id: HashMap<&str, usize> = HashMap::with_capacity(ents.len());
+    let mut repeated_ids = false;
+    for (k, e) in ents.iter().enumerate() {
+        if let Some(id) = e.seg.id.as_deref() {
+            match first_by_id.entry(id) {
+                Entry::Occupied(_) => repeated_ids = true,
+                Entry::Vacant(v) => {
+                    v.insert(k);
+                }
+            }
+        }
+    }
+    let last_by_id: Option<HashMap<&str, usize>> = repeated_ids.then(|| {
+        ents.iter()
+            .enumerate()
+            .filter_map(|(k, e)| Some((e.seg.id.as_deref()?, k)))
+            .collect()
+    });
+    let calling = |p: &str| -> Option<&Segment> {
+        last_by_id
+            .as_ref()
+            .unwrap_or(&first_by_id)
+            .get(p)
+            .map(|&k| ents[k].seg)
+    };
 
     // The root: the earliest segment without a parent, else the earliest whose parent
     // is not in the trace (its caller's documents have not arrived).
@@ -552,258 +714,259 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         }))
     });
 
-    let key_of = |i: usize| ServiceKey::of_segment(docs[i]);
-
     let mut start = f64::MAX;
     let mut end: Option<f64> = None;
     let mut is_partial = false;
     let mut has_throttle = false;
     let mut has_fault = false;
     let mut has_error = false;
-    for (e, o) in &entities {
-        if let Some(s) = e.start_time {
+    for e in &ents {
+        if let Some(s) = e.seg.start_time {
             start = start.min(s);
         }
-        match e.end_time {
+        match e.seg.end_time {
             Some(t) => end = Some(end.map_or(t, |x: f64| x.max(t))),
-            None => is_partial |= e.in_progress,
+            None => is_partial |= e.seg.in_progress,
         }
-        has_throttle |= e.throttle;
-        if root.is_some() && *o == root {
-            has_fault |= e.fault;
-            has_error |= e.error || e.throttle;
+        has_throttle |= e.seg.throttle;
+        if root.is_some() && e.owner == root {
+            has_fault |= e.seg.fault;
+            has_error |= e.seg.error || e.seg.throttle;
         }
     }
     if root.is_none() {
         // No segment yet: judge by what is there.
-        has_fault = entities.iter().any(|(e, _)| e.fault);
-        has_error = entities.iter().any(|(e, _)| e.error);
+        has_fault = ents.iter().any(|e| e.seg.fault);
+        has_error = ents.iter().any(|e| e.seg.error);
     }
     let start = if start == f64::MAX { 0.0 } else { start };
 
-    let mut annotations: BTreeMap<String, Vec<AnnotationEntry>> = BTreeMap::new();
-    let mut users: Vec<UserEntry> = Vec::new();
-    let mut instance_ids = BTreeSet::new();
-    let mut zones = BTreeSet::new();
-    let mut arns = BTreeSet::new();
-    for (e, o) in &entities {
-        let svc = o.map(key_of);
-        for (k, v) in &e.annotations {
-            let value = StoredAnnotation::from(v);
-            let list = annotations.entry(k.clone()).or_default();
-            let entry = match list.iter_mut().position(|x| x.value == value) {
-                Some(p) => &mut list[p],
+    // Services: each segment document's key, then the inferred nodes of downstream
+    // calls nobody answered with a segment of their own.
+    let mut keys = Keys::with_capacity(docs.len() + 8);
+    let doc_key: Vec<usize> = docs
+        .iter()
+        .map(|d| {
+            if d.is_subsegment() {
+                NO_KEY
+            } else {
+                keys.intern(KeyRef::of_segment(d))
+            }
+        })
+        .collect();
+    let answered: HashSet<&str> = segments
+        .iter()
+        .filter_map(|&i| docs[i].parent_id.as_deref())
+        .collect();
+    let inferred: Vec<(usize, usize)> = ents
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.owner.is_some()
+                && matches!(e.seg.namespace.as_deref(), Some("aws" | "remote"))
+                && !e.seg.id.as_deref().is_some_and(|id| answered.contains(id))
+        })
+        .map(|(k, e)| (k, keys.intern(KeyRef::inferred(e.seg))))
+        .collect();
+    let client = keys.intern(KeyRef {
+        name: "client",
+        kind: Some(Cow::Borrowed("client")),
+        account_id: None,
+    });
+    let key_count = keys.list.len();
+
+    let mut annotations: BTreeMap<&str, Vec<(&AnnotationValue, Vec<usize>)>> = BTreeMap::new();
+    let mut users: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut instance_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut zones: BTreeSet<&str> = BTreeSet::new();
+    let mut arns: BTreeSet<&str> = BTreeSet::new();
+    fn add_service(list: &mut Vec<usize>, svc: Option<usize>) {
+        if let Some(s) = svc
+            && !list.contains(&s)
+        {
+            list.push(s);
+        }
+    }
+    for e in &ents {
+        let svc = e.owner.map(|o| doc_key[o]);
+        for (k, v) in &e.seg.annotations {
+            let list = annotations.entry(k.as_str()).or_default();
+            let p = match list.iter().position(|x| x.0 == v) {
+                Some(p) => p,
                 None => {
-                    list.push(AnnotationEntry {
-                        value,
-                        services: Vec::new(),
-                    });
-                    list.last_mut().expect("just pushed")
+                    list.push((v, Vec::new()));
+                    list.len() - 1
                 }
             };
-            if let Some(s) = &svc
-                && !entry.services.contains(s)
-            {
-                entry.services.push(s.clone());
-            }
+            add_service(&mut list[p].1, svc);
         }
-        if let Some(u) = e.user.as_deref() {
-            let entry = match users.iter_mut().position(|x| x.user == u) {
-                Some(p) => &mut users[p],
+        if let Some(u) = e.seg.user.as_deref() {
+            let p = match users.iter().position(|x| x.0 == u) {
+                Some(p) => p,
                 None => {
-                    users.push(UserEntry {
-                        user: u.to_string(),
-                        services: Vec::new(),
-                    });
-                    users.last_mut().expect("just pushed")
+                    users.push((u, Vec::new()));
+                    users.len() - 1
                 }
             };
-            if let Some(s) = &svc
-                && !entry.services.contains(s)
-            {
-                entry.services.push(s.clone());
-            }
+            add_service(&mut users[p].1, svc);
         }
-        if let Some(aws) = &e.aws {
+        if let Some(aws) = &e.seg.aws {
             if let Some(ec2) = &aws.ec2 {
-                instance_ids.extend(ec2.instance_id.clone());
-                zones.extend(ec2.availability_zone.clone());
+                instance_ids.extend(ec2.instance_id.as_deref());
+                zones.extend(ec2.availability_zone.as_deref());
             }
             if let Some(ecs) = &aws.ecs {
-                arns.extend(ecs.container_arn.clone());
+                arns.extend(ecs.container_arn.as_deref());
             }
         }
     }
 
-    // Graph: nodes from segments, edges from parent links, inferred nodes from
-    // downstream-call subsegments nobody answered with a segment of their own.
-    let mut graph: GraphContribution = BTreeMap::new();
-    let mut add = |minute: u64, key: GraphKey, stats: Stats| {
-        graph.entry((minute, key)).or_default().add(&stats, 1);
-    };
-    // The calling subsegment of each parent link, looked up once per segment rather
-    // than searched for (large traces have thousands of entities).
-    let by_id: HashMap<&str, &Segment> = entities
-        .iter()
-        .filter_map(|(e, _)| Some((e.id.as_deref()?, *e)))
-        .collect();
-    let mut services: BTreeSet<ServiceKey> = BTreeSet::new();
-    let mut answered: BTreeSet<&str> = BTreeSet::new();
-    for &i in &segments {
-        if let Some(p) = docs[i].parent_id.as_deref() {
-            answered.insert(p);
-        }
-    }
-    for &i in &segments {
-        let seg = docs[i];
-        let me = key_of(i);
-        services.insert(me.clone());
-        if seg.end_time.is_none() {
-            continue;
-        }
-        add(
-            minute_of(seg),
-            GraphKey {
-                source: None,
-                target: me.clone(),
-            },
-            Stats::of(seg),
-        );
-        match seg.parent_id.as_deref() {
-            None => add(
-                minute_of(seg),
-                GraphKey {
-                    source: Some(ServiceKey::client()),
-                    target: me,
-                },
-                Stats::of(seg),
-            ),
-            Some(p) => {
-                if let Some(&caller) = owner.get(p).filter(|o| **o != i) {
-                    let via = by_id
-                        .get(p)
-                        .copied()
-                        .filter(|e| e.end_time.is_some())
-                        .unwrap_or(seg);
-                    add(
-                        minute_of(via),
-                        GraphKey {
-                            source: Some(key_of(caller)),
-                            target: me,
-                        },
-                        Stats::of(via),
-                    );
-                }
-            }
-        }
-    }
-    for (e, o) in &entities {
-        let (Some(o), Some(ns)) = (o, e.namespace.as_deref()) else {
-            continue;
-        };
-        if ns != "aws" && ns != "remote" {
-            continue;
-        }
-        if e.id.as_deref().is_some_and(|id| answered.contains(id)) {
-            continue;
-        }
-        let node = ServiceKey::inferred(e);
-        services.insert(node.clone());
-        if e.end_time.is_none() {
-            continue;
-        }
-        let stats = Stats::of(e);
-        add(
-            minute_of(e),
-            GraphKey {
-                source: None,
-                target: node.clone(),
-            },
-            stats.clone(),
-        );
-        add(
-            minute_of(e),
-            GraphKey {
-                source: Some(key_of(*o)),
-                target: node,
-            },
-            stats,
-        );
-    }
-
-    // What sub-filters read: each node's segments and each edge's calls, including
-    // unfinished ones (the rollups above count finished work only).
     // A node's segment record carries the flags of the subsegments it owns (embedded
     // or sent separately), as the trace-level flags do for the entry service.
     let mut owned_flags = vec![(false, false, false); docs.len()];
-    for (e, o) in &entities {
-        if let Some(f) = o.and_then(|o| owned_flags.get_mut(o)) {
-            f.0 |= e.error;
-            f.1 |= e.throttle;
-            f.2 |= e.fault;
+    for e in &ents {
+        if let Some(f) = e.owner.and_then(|o| owned_flags.get_mut(o)) {
+            f.0 |= e.seg.error;
+            f.1 |= e.seg.throttle;
+            f.2 |= e.seg.fault;
         }
     }
-    let mut node_calls: BTreeMap<ServiceKey, (bool, Vec<CallStatus>)> = BTreeMap::new();
-    let mut edge_calls: BTreeMap<(ServiceKey, ServiceKey), Vec<CallStatus>> = BTreeMap::new();
+
+    // Graph (finished work only): nodes from segments, edges from parent links,
+    // inferred nodes from unanswered downstream calls. Sub-filter records (unfinished
+    // work too): each node's segments and each edge's calls.
+    let mut graph: HashMap<(u64, usize, usize), Stats> = HashMap::with_capacity(key_count * 2);
+    let mut add = |minute: u64, source: usize, target: usize, seg: &Segment| {
+        graph
+            .entry((minute, source, target))
+            .or_default()
+            .record(seg);
+    };
+    let mut is_service = vec![false; key_count];
+    let mut node_calls: Vec<Option<(bool, Vec<CallStatus>)>> = Vec::new();
+    node_calls.resize_with(key_count, || None);
+    let mut edge_calls: HashMap<(usize, usize), Vec<CallStatus>> =
+        HashMap::with_capacity(key_count * 2);
     for &i in &segments {
         let seg = docs[i];
-        let me = key_of(i);
+        let me = doc_key[i];
+        is_service[me] = true;
+        let caller = seg
+            .parent_id
+            .as_deref()
+            .and_then(|p| owner.get(p).copied().filter(|o| *o != i).map(|o| (p, o)));
+        let via = caller.map(|(p, _)| calling(p).filter(|e| e.end_time.is_some()).unwrap_or(seg));
+        if seg.end_time.is_some() {
+            add(minute_of(seg), NO_KEY, me, seg);
+            match (seg.parent_id.is_none(), caller, via) {
+                (true, _, _) => add(minute_of(seg), client, me, seg),
+                (false, Some((_, caller)), Some(via)) => {
+                    add(minute_of(via), doc_key[caller], me, via)
+                }
+                _ => {}
+            }
+        }
         let mut status = CallStatus::of(seg);
         if let Some(&(error, throttle, fault)) = owned_flags.get(i) {
             status.error |= error;
             status.throttle |= throttle;
             status.fault |= fault;
         }
-        push_call(&mut node_calls.entry(me.clone()).or_default().1, status);
-        if let Some(p) = seg.parent_id.as_deref()
-            && let Some(&caller) = owner.get(p).filter(|o| **o != i)
-        {
-            let via = by_id
-                .get(p)
-                .copied()
-                .filter(|e| e.end_time.is_some())
-                .unwrap_or(seg);
+        push_call(&mut node_calls[me].get_or_insert_default().1, status);
+        if let (Some((_, caller)), Some(via)) = (caller, via) {
             push_call(
-                edge_calls.entry((key_of(caller), me)).or_default(),
+                edge_calls.entry((doc_key[caller], me)).or_default(),
                 CallStatus::of(via),
             );
         }
     }
-    for (e, o) in &entities {
-        let (Some(o), Some("aws" | "remote")) = (o, e.namespace.as_deref()) else {
-            continue;
-        };
-        if e.id.as_deref().is_some_and(|id| answered.contains(id)) {
-            continue;
+    for &(k, node) in &inferred {
+        let e = &ents[k];
+        let Some(o) = e.owner else { continue };
+        is_service[node] = true;
+        if e.seg.end_time.is_some() {
+            add(minute_of(e.seg), NO_KEY, node, e.seg);
+            add(minute_of(e.seg), doc_key[o], node, e.seg);
         }
-        let node = ServiceKey::inferred(e);
-        let entry = node_calls.entry(node.clone()).or_default();
+        let status = CallStatus::of(e.seg);
+        let entry = node_calls[node].get_or_insert_default();
         entry.0 = true;
-        push_call(&mut entry.1, CallStatus::of(e));
-        push_call(
-            edge_calls.entry((key_of(*o), node)).or_default(),
-            CallStatus::of(e),
-        );
+        push_call(&mut entry.1, status.clone());
+        push_call(edge_calls.entry((doc_key[o], node)).or_default(), status);
     }
-    let entry_point = root.map(key_of);
-    let nodes = node_calls
+    let causes = crate::causes::derive_causes(docs, &ents, &top_of, &first_by_id, root, &answered);
+
+    // Output, in service-key order: each owned key is built once and cloned from here.
+    let (rank, owned) = keys.finish();
+    let key = |i: usize| owned[rank[i]].clone();
+    let entry_point = root.map(|r| doc_key[r]);
+
+    // (minute, source rank, target rank): sorts as `(u64, GraphKey)` does.
+    type Slot = (u64, Option<usize>, usize);
+    let mut graph: Vec<(Slot, Stats)> = graph
         .into_iter()
-        .map(|(key, (inferred, segments))| NodeSummary {
-            root: entry_point.as_ref() == Some(&key),
-            key,
+        .map(|((m, s, t), stats)| ((m, (s != NO_KEY).then(|| rank[s]), rank[t]), stats))
+        .collect();
+    graph.sort_unstable_by_key(|(k, _)| *k);
+    let graph: GraphContribution = graph
+        .into_iter()
+        .map(|((m, s, t), stats)| {
+            let key = GraphKey {
+                source: s.map(|s| owned[s].clone()),
+                target: owned[t].clone(),
+            };
+            ((m, key), stats)
+        })
+        .collect();
+
+    let mut nodes: Vec<(usize, bool, Vec<CallStatus>)> = node_calls
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.map(|(inferred, calls)| (i, inferred, calls)))
+        .collect();
+    nodes.sort_unstable_by_key(|n| rank[n.0]);
+    let nodes = nodes
+        .into_iter()
+        .map(|(i, inferred, segments)| NodeSummary {
+            key: key(i),
+            root: entry_point == Some(i),
             inferred,
             segments,
         })
         .collect();
-    let edges = edge_calls
+    let mut edges: Vec<((usize, usize), Vec<CallStatus>)> = edge_calls.into_iter().collect();
+    edges.sort_unstable_by_key(|((s, t), _)| (rank[*s], rank[*t]));
+    let edges = edges
         .into_iter()
-        .map(|((source, target), calls)| EdgeSummary {
-            source,
-            target,
+        .map(|((s, t), calls)| EdgeSummary {
+            source: key(s),
+            target: key(t),
             calls,
         })
         .collect();
-    let causes = crate::causes::derive_causes(docs, &owner, root, &answered);
+    let mut services: Vec<usize> = (0..key_count).filter(|&i| is_service[i]).collect();
+    services.sort_unstable_by_key(|&i| rank[i]);
+    let services = services.into_iter().map(key).collect();
+    let annotations = annotations
+        .into_iter()
+        .map(|(k, list)| {
+            let list = list
+                .into_iter()
+                .map(|(v, svcs)| AnnotationEntry {
+                    value: StoredAnnotation::from(v),
+                    services: svcs.into_iter().map(key).collect(),
+                })
+                .collect();
+            (k.to_string(), list)
+        })
+        .collect();
+    let users = users
+        .into_iter()
+        .map(|(u, svcs)| UserEntry {
+            user: u.to_string(),
+            services: svcs.into_iter().map(key).collect(),
+        })
+        .collect();
 
     let root_seg = root.map(|r| docs[r]);
     let http = root_seg.and_then(|r| r.http.as_ref()).map(HttpSummary::of);
@@ -820,11 +983,11 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         http,
         annotations,
         users,
-        services: services.into_iter().collect(),
-        entry_point,
-        instance_ids: instance_ids.into_iter().collect(),
-        availability_zones: zones.into_iter().collect(),
-        resource_arns: arns.into_iter().collect(),
+        services,
+        entry_point: entry_point.map(key),
+        instance_ids: instance_ids.into_iter().map(str::to_string).collect(),
+        availability_zones: zones.into_iter().map(str::to_string).collect(),
+        resource_arns: arns.into_iter().map(str::to_string).collect(),
         document_count: docs.len(),
         nodes,
         edges,
