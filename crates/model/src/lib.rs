@@ -11,6 +11,7 @@ mod causes;
 pub mod document;
 pub mod error;
 pub mod ids;
+mod stored;
 pub mod timeline;
 pub mod trace;
 

@@ -69,7 +69,7 @@ impl ServiceKey {
 }
 
 /// Request data of the trace's entry point.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HttpSummary {
     /// Request URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,21 +296,19 @@ pub struct RootCauseException {
     pub message: Option<String>,
 }
 
-/// The summary of one trace, as far as its documents so far tell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The summary of one trace, as far as its documents so far tell. Its stored (JSON)
+/// form writes repeated service keys and `http` objects once: see `stored.rs`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TraceSummary {
     /// The trace.
     pub trace_id: TraceId,
     /// Earliest start of any document.
     pub start_time: f64,
     /// Latest end of any completed (sub)segment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<f64>,
     /// `end_time - start_time`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
     /// Root segment's own duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_time: Option<f64>,
     /// The root service or one of its subsegments faulted.
     pub has_fault: bool,
@@ -321,7 +319,6 @@ pub struct TraceSummary {
     /// Some (sub)segment is still in progress.
     pub is_partial: bool,
     /// Request of the root segment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSummary>,
     /// Annotations by key.
     pub annotations: BTreeMap<String, Vec<AnnotationEntry>>,
@@ -330,7 +327,6 @@ pub struct TraceSummary {
     /// Every node of the trace's graph (services and inferred nodes, not the client).
     pub services: Vec<ServiceKey>,
     /// The root segment's service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_point: Option<ServiceKey>,
     /// EC2 instance ids from `aws.ec2.instance_id`.
     pub instance_ids: Vec<String>,
@@ -342,19 +338,14 @@ pub struct TraceSummary {
     pub document_count: usize,
     /// Every node of the graph with the outcome of each of its segments. Empty in
     /// summaries stored before it existed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeSummary>,
     /// Every service → service and service → inferred-node edge with its calls.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgeSummary>,
     /// Where faults started (see [`RootCause`]); at most [`MAX_ROOT_CAUSES`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault_root_causes: Vec<RootCause>,
     /// Where errors (4xx, throttles) started; at most [`MAX_ROOT_CAUSES`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_root_causes: Vec<RootCause>,
     /// The chain that accounts for most of the response time (zero or one).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_time_root_causes: Vec<RootCause>,
 }
 
