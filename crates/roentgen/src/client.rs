@@ -105,8 +105,8 @@ pub(crate) fn traces(
     }
     rows.truncate(limit);
     println!(
-        "{:<35}  {:<19}  {:>9}  {:>9}  {:<8}  {:<5}  {}",
-        "TRACE ID", "START (UTC)", "DURATION", "RESPONSE", "STATUS", "HTTP", "ENTRY / URL"
+        "{:<35}  {:<19}  {:>9}  {:>9}  {:<8}  {:<5}  ENTRY / URL",
+        "TRACE ID", "START (UTC)", "DURATION", "RESPONSE", "STATUS", "HTTP"
     );
     for s in &rows {
         let status = if s.has_fault == Some(true) {
@@ -197,7 +197,7 @@ pub(crate) fn trace(endpoint: &str, id: &str) -> anyhow::Result<ExitCode> {
         "NAME",
         "START",
         "DURATION",
-        "",
+        " ",
         sw = service_width,
         nw = name_width,
         bw = BAR
