@@ -507,3 +507,49 @@ def test_root_causes_in_summaries(checkout, server, xray):
     assert any(
         svc["Name"] == "DynamoDB" for cause in errors for svc in cause["Services"]
     ), errors
+
+
+def test_service_graph(checkout, server, xray):
+    """GetServiceGraph through boto3: the checkout's nodes and edges with exact counts
+    from the per-minute rollups."""
+    # Rollups are written with the summary, by the indexer.
+    wait_for_summary(xray, checkout["t0"], checkout["trace_id"])
+    graph = xray.get_service_graph(StartTime=checkout["t0"] - 120, EndTime=time.time() + 60)
+    services = graph["Services"]
+    by_id = {s["ReferenceId"]: s for s in services}
+    nodes = {(s["Name"], s.get("Type")) for s in services}
+    assert nodes == {
+        ("client", "client"), ("web", None), ("orders", None), ("payments", None),
+        ("DynamoDB", "AWS::DynamoDB::Table"), ("coupons", "remote"),
+        ("payments-db@db.internal", "remote"),
+    }, nodes
+    assert [s["Name"] for s in services if s.get("Root")] == ["web"]
+
+    def counts(stats):
+        return (
+            stats["TotalCount"], stats["OkCount"], stats["ErrorStatistics"]["OtherCount"],
+            stats["ErrorStatistics"]["ThrottleCount"], stats["FaultStatistics"]["TotalCount"],
+        )
+
+    edges = {}
+    for s in services:
+        for e in s["Edges"]:
+            edges[(s["Name"], by_id[e["ReferenceId"]]["Name"])] = e
+            st = e["SummaryStatistics"]
+            assert st["TotalCount"] == (
+                st["OkCount"] + st["ErrorStatistics"]["TotalCount"] + st["FaultStatistics"]["TotalCount"]
+            )
+    #                        total ok error throttle fault
+    want = {
+        ("client", "web"): (1, 0, 0, 0, 1),
+        ("web", "coupons"): (1, 0, 1, 0, 0),
+        ("web", "orders"): (1, 0, 0, 0, 1),
+        ("orders", "DynamoDB"): (1, 0, 0, 1, 0),
+        ("orders", "payments"): (1, 0, 0, 0, 1),
+        ("payments", "payments-db@db.internal"): (1, 1, 0, 0, 0),
+    }
+    assert {k: counts(e["SummaryStatistics"]) for k, e in edges.items()} == want
+    assert abs(edges[("web", "orders")]["SummaryStatistics"]["TotalResponseTime"] - 0.7) < 1e-6
+    assert edges[("client", "web")]["ResponseTimeHistogram"] == [{"Value": 0.8, "Count": 1}]
+    web = next(s for s in services if s["Name"] == "web")
+    assert counts(web["SummaryStatistics"]) == (1, 0, 0, 0, 1)

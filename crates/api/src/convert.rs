@@ -180,3 +180,147 @@ pub fn trace_summary(
         matched_event_time: matched_event_time.map(EpochSeconds),
     }
 }
+
+/// The smallest service key in `Ord` order (empty name, no type, no account).
+fn smallest_key() -> ServiceKey {
+    ServiceKey {
+        name: String::new(),
+        kind: None,
+        account_id: None,
+    }
+}
+
+/// The service graph of a window from per-minute node and edge statistics: one
+/// `Service` per node (with `ReferenceId`s assigned in name order), each with its
+/// outgoing edges. Nodes that only appear as an edge's end (the client, an inferred
+/// downstream without statistics of its own) are listed without statistics. `Root` is
+/// set on the nodes the client calls. Both histograms of a node are its response-time
+/// histogram (a node's segments' durations are their response times); bucket values are
+/// seconds. Times are clipped to `window`.
+pub fn service_graph(
+    rows: impl IntoIterator<Item = (u64, roentgen_model::GraphKey, roentgen_model::Stats)>,
+    window: (f64, f64),
+) -> Vec<crate::graph::Service> {
+    use std::collections::BTreeMap;
+
+    use crate::graph::{
+        Edge, ErrorStatistics, FaultStatistics, HistogramEntry, Service, Statistics,
+    };
+
+    #[derive(Default)]
+    struct Acc {
+        stats: roentgen_model::Stats,
+        first: u64,
+        last: u64,
+        seen: bool,
+    }
+    impl Acc {
+        fn add(&mut self, minute: u64, stats: &roentgen_model::Stats) {
+            self.stats.add(stats, 1);
+            if !self.seen {
+                (self.first, self.last, self.seen) = (minute, minute, true);
+            } else {
+                self.first = self.first.min(minute);
+                self.last = self.last.max(minute);
+            }
+        }
+    }
+    let mut nodes: BTreeMap<ServiceKey, Acc> = BTreeMap::new();
+    let mut edges: BTreeMap<(ServiceKey, ServiceKey), Acc> = BTreeMap::new();
+    for (minute, key, stats) in rows {
+        match key.source {
+            None => nodes.entry(key.target).or_default().add(minute, &stats),
+            Some(source) => edges
+                .entry((source, key.target))
+                .or_default()
+                .add(minute, &stats),
+        }
+    }
+    // Every end of an edge is a node, with or without statistics of its own.
+    let mut all: BTreeMap<ServiceKey, Option<Acc>> = BTreeMap::new();
+    for (k, acc) in nodes {
+        all.insert(k, Some(acc));
+    }
+    for (source, target) in edges.keys() {
+        all.entry(source.clone()).or_insert(None);
+        all.entry(target.clone()).or_insert(None);
+    }
+    let ids: BTreeMap<&ServiceKey, i32> = all
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k, i32::try_from(i).unwrap_or(i32::MAX)))
+        .collect();
+    let client = ServiceKey::client();
+    let (lo, hi) = window;
+    let times = |acc: &Acc| {
+        (
+            Some(EpochSeconds(((acc.first * 60) as f64).max(lo))),
+            Some(EpochSeconds((((acc.last + 1) * 60) as f64).min(hi))),
+        )
+    };
+    let statistics = |s: &roentgen_model::Stats| Statistics {
+        ok_count: Some(s.ok),
+        error_statistics: Some(ErrorStatistics {
+            throttle_count: Some(s.throttle),
+            other_count: Some(s.error_other),
+            total_count: Some(s.throttle + s.error_other),
+        }),
+        fault_statistics: Some(FaultStatistics {
+            other_count: Some(s.fault),
+            total_count: Some(s.fault),
+        }),
+        total_count: Some(s.count),
+        total_response_time: Some(s.total_response_time),
+    };
+    let histogram = |s: &roentgen_model::Stats| -> Vec<HistogramEntry> {
+        s.histogram
+            .iter()
+            .map(|(bucket, count)| HistogramEntry {
+                value: Some(f64::from(*bucket) / 1000.0),
+                count: Some(*count),
+            })
+            .collect()
+    };
+    all.iter()
+        .map(|(key, acc)| {
+            let (start_time, end_time) = acc.as_ref().map_or((None, None), times);
+            let out_edges = edges
+                .range((key.clone(), smallest_key())..)
+                .take_while(|((source, _), _)| source == key)
+                .map(|((_, target), e)| {
+                    let (start_time, end_time) = times(e);
+                    Edge {
+                        reference_id: ids.get(target).copied(),
+                        start_time,
+                        end_time,
+                        summary_statistics: Some(statistics(&e.stats)),
+                        response_time_histogram: histogram(&e.stats),
+                        aliases: Vec::new(),
+                    }
+                })
+                .collect();
+            let root = edges.contains_key(&(client.clone(), key.clone()));
+            Service {
+                reference_id: ids.get(key).copied(),
+                name: Some(key.name.clone()),
+                names: vec![key.name.clone()],
+                root: Some(root),
+                account_id: key.account_id.clone(),
+                r#type: key.kind.clone(),
+                state: Some("active".to_string()),
+                start_time,
+                end_time,
+                edges: out_edges,
+                summary_statistics: acc.as_ref().map(|a| statistics(&a.stats)),
+                duration_histogram: acc
+                    .as_ref()
+                    .map(|a| histogram(&a.stats))
+                    .unwrap_or_default(),
+                response_time_histogram: acc
+                    .as_ref()
+                    .map(|a| histogram(&a.stats))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}

@@ -20,6 +20,7 @@ pub mod convert;
 pub mod daemon_protocol;
 pub mod decode;
 pub mod error;
+pub mod graph;
 pub mod telemetry;
 pub mod timestamp;
 pub mod traces;

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/Traces", post(batch_get_traces))
         .route("/TraceSummaries", post(get_trace_summaries))
         .route("/TelemetryRecords", post(put_telemetry_records))
+        .route("/ServiceGraph", post(get_service_graph))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -152,6 +153,7 @@ fn operation_of(path: &str) -> &'static str {
         "/Traces" => "BatchGetTraces",
         "/TraceSummaries" => "GetTraceSummaries",
         "/TelemetryRecords" => "PutTelemetryRecords",
+        "/ServiceGraph" => "GetServiceGraph",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",
@@ -289,6 +291,41 @@ async fn put_telemetry_records(
         }
     }
     Ok(json(&serde_json::json!({})))
+}
+
+/// The service map of a window, from the per-minute rollups only: its cost grows with
+/// minutes × nodes and edges, never with the number of segments.
+async fn get_service_graph(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<roentgen_api::graph::GetServiceGraphRequest>,
+) -> Result<Response, AwsError> {
+    req.validate()?;
+    let (start, end) = (req.start_time.as_f64(), req.end_time.as_f64());
+    if end < start {
+        return Err(ApiError::invalid_request(format!(
+            "EndTime {end} is before StartTime {start}"
+        ))
+        .into());
+    }
+    if req.group_name.is_some() || req.group_arn.is_some() {
+        return Err(ApiError::invalid_request(
+            "groups are not supported yet: call GetServiceGraph without GroupName/GroupARN",
+        )
+        .into());
+    }
+    let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
+    let rows = state.store.rollups(&state.tenant, first, last).await?;
+    let services = roentgen_api::convert::service_graph(
+        rows.into_iter().map(|r| (r.minute, r.key, r.stats)),
+        (start, end),
+    );
+    Ok(json(&roentgen_api::graph::GetServiceGraphResult {
+        start_time: Some(req.start_time),
+        end_time: Some(req.end_time),
+        services,
+        contains_old_group_versions: Some(false),
+        next_token: None,
+    }))
 }
 
 async fn batch_get_traces(
