@@ -138,3 +138,25 @@ def test_roentgen_traces_and_trace(server, xray, roentgen_bin):
 
     missing = roentgen("trace", "1-00000000-000000000000000000000000")
     assert missing.returncode == 1 and "no trace" in missing.stderr
+
+
+def test_roentgen_map(server, xray, roentgen_bin):
+    """`roentgen map` prints each edge of the SDK's checkout with its counts."""
+    from test_sdk_roundtrip import emit_checkout_trace
+
+    t = emit_checkout_trace(server.udp_addr)
+    wait_for_summary(xray, t["t0"], t["trace_id"])
+    out = subprocess.run(
+        [str(roentgen_bin), "map", "--since", "10m", "--endpoint", server.http_url],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    edges = {}
+    for line in out.stdout.splitlines()[1:]:
+        left, right = line.split("→")
+        fields = right.split()
+        edges[(left.strip(), fields[0])] = fields
+    assert ("client", "web") in edges and ("orders", "payments") in edges, out.stdout
+    assert edges[("orders", "DynamoDB")][-4:] == ["1", "100.0%", "0.0%", "80.0ms"], out.stdout
+    assert edges[("web", "orders")][-4:] == ["1", "0.0%", "100.0%", "700.0ms"], out.stdout
+    assert "7 services, 6 edges" in out.stderr

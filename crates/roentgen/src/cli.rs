@@ -38,6 +38,24 @@ pub(crate) enum Command {
     Traces(TracesArgs),
     /// Show one trace as a waterfall.
     Trace(TraceArgs),
+    /// Print the service graph: each edge with requests, error and fault percentages and
+    /// mean latency.
+    Map(MapArgs),
+}
+
+/// `roentgen map`.
+#[derive(Debug, Args)]
+pub(crate) struct MapArgs {
+    /// How far back to look, e.g. `15m`, `1h`, `2d`.
+    #[arg(long, default_value = "1h")]
+    pub(crate) since: String,
+    /// The X-Ray API to ask (a `roentgen serve`).
+    #[arg(
+        long,
+        env = "ROENTGEN_ENDPOINT",
+        default_value = "http://127.0.0.1:2772"
+    )]
+    pub(crate) endpoint: String,
 }
 
 /// `roentgen traces`.

@@ -244,6 +244,97 @@ pub(crate) fn trace(endpoint: &str, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `roentgen map`: the service graph of the last `since`, one line per edge.
+pub(crate) fn map(endpoint: &str, since: Duration) -> anyhow::Result<ExitCode> {
+    use roentgen_api::graph::{GetServiceGraphRequest, GetServiceGraphResult, Statistics};
+
+    let end = now();
+    let request = GetServiceGraphRequest {
+        start_time: EpochSeconds((end - since.as_secs_f64()).floor()),
+        end_time: EpochSeconds(end.ceil()),
+        ..GetServiceGraphRequest::default()
+    };
+    let graph: GetServiceGraphResult = post(endpoint, "/ServiceGraph", &request)?;
+    let label = |id: Option<i32>| {
+        graph
+            .services
+            .iter()
+            .find(|s| s.reference_id == id)
+            .map(|s| match &s.r#type {
+                Some(t) if t != "client" => format!("{} ({t})", s.name.clone().unwrap_or_default()),
+                _ => s.name.clone().unwrap_or_default(),
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let pct = |part: i64, total: i64| {
+        if total == 0 {
+            0.0
+        } else {
+            100.0 * part as f64 / total as f64
+        }
+    };
+    let line = |s: &Statistics| {
+        let total = s.total_count.unwrap_or(0);
+        let errors = s
+            .error_statistics
+            .as_ref()
+            .and_then(|e| e.total_count)
+            .unwrap_or(0);
+        let faults = s
+            .fault_statistics
+            .as_ref()
+            .and_then(|f| f.total_count)
+            .unwrap_or(0);
+        let mean = if total > 0 {
+            s.total_response_time.unwrap_or(0.0) / total as f64
+        } else {
+            0.0
+        };
+        format!(
+            "{total:>9}  {:>6.1}%  {:>6.1}%  {:>9}",
+            pct(errors, total),
+            pct(faults, total),
+            seconds(Some(mean))
+        )
+    };
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for s in &graph.services {
+        for e in &s.edges {
+            let stats = e.summary_statistics.clone().unwrap_or_default();
+            rows.push((label(s.reference_id), label(e.reference_id), line(&stats)));
+        }
+    }
+    rows.sort();
+    let from_width = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let to_width = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    println!(
+        "{:<fw$}     {:<tw$}  {:>9}  {:>7}  {:>7}  {:>9}",
+        "FROM",
+        "TO",
+        "REQUESTS",
+        "ERRORS",
+        "FAULTS",
+        "MEAN",
+        fw = from_width,
+        tw = to_width
+    );
+    for (from, to, stats) in &rows {
+        println!("{from:<from_width$}  →  {to:<to_width$}  {stats}");
+    }
+    eprintln!("{} services, {} edges", graph.services.len(), rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::utc;

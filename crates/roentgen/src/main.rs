@@ -52,5 +52,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             client::traces(&args.endpoint, args.filter, since, args.limit.max(1))
         }
         cli::Command::Trace(args) => client::trace(&args.endpoint, &args.id),
+        cli::Command::Map(args) => match humantime::parse_duration(&args.since) {
+            Ok(since) => client::map(&args.endpoint, since),
+            Err(e) => {
+                eprintln!("roentgen map: --since {:?}: {e}", args.since);
+                Ok(ExitCode::from(cli::EX_USAGE))
+            }
+        },
     }
 }
