@@ -21,6 +21,7 @@ pub mod daemon_protocol;
 pub mod decode;
 pub mod error;
 pub mod graph;
+pub mod groups;
 pub mod telemetry;
 pub mod timestamp;
 pub mod traces;

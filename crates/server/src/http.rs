@@ -111,7 +111,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AwsJson<
     }
 }
 
-fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => AwsError(ApiError::internal_failure(format!(
@@ -136,6 +136,11 @@ pub fn router(state: AppState) -> Router {
         .route("/TraceSummaries", post(get_trace_summaries))
         .route("/TelemetryRecords", post(put_telemetry_records))
         .route("/ServiceGraph", post(get_service_graph))
+        .route("/CreateGroup", post(crate::groups::create_group))
+        .route("/GetGroup", post(crate::groups::get_group))
+        .route("/Groups", post(crate::groups::get_groups))
+        .route("/UpdateGroup", post(crate::groups::update_group))
+        .route("/DeleteGroup", post(crate::groups::delete_group))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -154,6 +159,11 @@ fn operation_of(path: &str) -> &'static str {
         "/TraceSummaries" => "GetTraceSummaries",
         "/TelemetryRecords" => "PutTelemetryRecords",
         "/ServiceGraph" => "GetServiceGraph",
+        "/CreateGroup" => "CreateGroup",
+        "/GetGroup" => "GetGroup",
+        "/Groups" => "GetGroups",
+        "/UpdateGroup" => "UpdateGroup",
+        "/DeleteGroup" => "DeleteGroup",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",
@@ -392,6 +402,13 @@ async fn get_trace_summaries(
         ))
         .into());
     }
+    // `group.name` / `group.arn` need the groups' expressions.
+    let groups = match req.filter_expression.as_deref() {
+        Some(f) if f.to_ascii_lowercase().contains("group.") => {
+            crate::groups::definitions(&state).await?
+        }
+        _ => Vec::new(),
+    };
     let time_range_type = match req.time_range_type {
         None | Some(WireRange::TraceId) => TimeRangeType::TraceId,
         Some(WireRange::Event) => TimeRangeType::Event,
@@ -406,6 +423,7 @@ async fn get_trace_summaries(
                 end,
                 time_range_type,
                 service: None,
+                groups,
                 filter: req.filter_expression.clone(),
                 predicate: None,
                 cursor: req.next_token.clone(),

@@ -5,6 +5,7 @@
 //! Prometheus `/metrics`. It translates between the wire (`roentgen-api`) and the store
 //! (`roentgen-store`); query logic belongs in the store (and the filter crate), not here.
 
+mod groups;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

@@ -948,7 +948,7 @@ impl EmbeddedStore {
     ) -> Result<SummaryPage, StoreError> {
         let tp = tenant.prefix();
         let compiled = match &q.filter {
-            Some(text) => crate::CompiledFilter::new(text)?,
+            Some(text) => crate::CompiledFilter::with_groups(text, &q.groups)?,
             None => None,
         };
         if compiled

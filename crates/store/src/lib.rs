@@ -52,6 +52,8 @@ pub struct SummaryQuery {
     /// through the service index, flags and bounds before decoding further) and
     /// evaluates it on each candidate summary.
     pub filter: Option<String>,
+    /// The groups `group.name` / `group.arn` in `filter` may refer to.
+    pub groups: Vec<GroupDef>,
     /// Applied to every candidate after the pushdowns.
     pub predicate: Option<SummaryPredicate>,
     /// Where the previous page stopped ([`SummaryPage::next`]).
@@ -78,11 +80,24 @@ impl std::fmt::Debug for SummaryQuery {
     }
 }
 
+/// A group a filter expression can refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDef {
+    /// Name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// Its filter expression; `None` holds every trace.
+    pub filter: Option<String>,
+}
+
 /// A filter expression ready for a scan: parsed, with what it pins.
 #[derive(Debug, Clone)]
 pub struct CompiledFilter {
     /// The expression.
     pub filter: roentgen_filter::Filter,
+    /// The groups it may refer to.
+    pub groups: roentgen_filter::Groups,
     /// What every matching trace has (conservative).
     pub pushdown: roentgen_filter::Pushdown,
     /// A service every matching trace contains, when the expression pins exactly one
@@ -93,12 +108,31 @@ pub struct CompiledFilter {
 impl CompiledFilter {
     /// Parses `text`; `None` for an empty expression.
     pub fn new(text: &str) -> Result<Option<Self>, StoreError> {
+        Self::with_groups(text, &[])
+    }
+
+    /// Parses `text`, resolving `group.*` references with `groups` (a group whose own
+    /// expression does not parse holds no trace).
+    pub fn with_groups(text: &str, groups: &[GroupDef]) -> Result<Option<Self>, StoreError> {
         if text.trim().is_empty() {
             return Ok(None);
         }
         let filter = roentgen_filter::Filter::parse(text)
             .map_err(|e| StoreError::InvalidFilter(e.to_string()))?;
-        let pushdown = roentgen_filter::pushdown(&filter);
+        let mut resolved = roentgen_filter::Groups::new();
+        for g in groups {
+            let parsed = match &g.filter {
+                None => None,
+                Some(f) if f.trim().is_empty() => None,
+                Some(f) => match roentgen_filter::Filter::parse(f) {
+                    Ok(p) => Some(p),
+                    // Matches nothing rather than everything.
+                    Err(_) => roentgen_filter::Filter::parse("fault AND !fault").ok(),
+                },
+            };
+            resolved.insert(g.name.clone(), g.arn.clone(), parsed);
+        }
+        let pushdown = roentgen_filter::pushdown_with_groups(&filter, &resolved);
         let service = pushdown
             .services
             .iter()
@@ -106,15 +140,16 @@ impl CompiledFilter {
             .and_then(|clause| clause.first().cloned());
         Ok(Some(Self {
             filter,
+            groups: resolved,
             pushdown,
             service,
         }))
     }
 
-    /// Whether the summary matches (pushdown first, then the full evaluation; groups
-    /// are not resolved yet, so `group.*` clauses are false).
+    /// Whether the summary matches (pushdown first, then the full evaluation with the
+    /// groups resolved).
     pub fn matches(&self, summary: &TraceSummary) -> bool {
-        self.pushdown.admits(summary) && self.filter.matches(summary, &roentgen_filter::NoGroups)
+        self.pushdown.admits(summary) && self.filter.matches(summary, &self.groups)
     }
 }
 

@@ -43,6 +43,7 @@ fn query(start: u32, end: u32) -> SummaryQuery {
         time_range_type: TimeRangeType::TraceId,
         service: None,
         filter: None,
+        groups: Vec::new(),
         predicate: None,
         cursor: None,
         limit: 100,
@@ -271,6 +272,22 @@ async fn filter_expressions_narrow_and_match<S: Store>(store: S) {
     assert_eq!(count("annotation.n >= 50 OR annotation.n < 2").await, 12);
     assert_eq!(count(r#"!service("db") AND !fault"#).await, 32);
     assert_eq!(count("fault AND !fault").await, 0);
+    let mut q = query(T0, T0 + 100);
+    q.filter = Some(r#"group.name = "faulty" AND service("db")"#.into());
+    q.groups = vec![roentgen_store::GroupDef {
+        name: "faulty".into(),
+        arn: "arn:aws:xray:local:0:group/faulty/x".into(),
+        filter: Some("fault".into()),
+    }];
+    assert_eq!(
+        store
+            .query_summaries(&t, q)
+            .await
+            .expect("query")
+            .summaries
+            .len(),
+        4
+    );
     let mut q = query(T0, T0 + 100);
     q.filter = Some("responsetime CONTAINS \"x\"".into());
     match store.query_summaries(&t, q).await {
