@@ -68,3 +68,33 @@ def test_group_name_in_filter_expressions(server, xray):
     assert {failing, fine} <= {s["Id"] for s in found}
     found, _ = all_summaries(xray, since, FilterExpression='group.name = "no-such-group"')
     assert found == []
+
+
+def test_service_graph_of_a_group(server, xray):
+    """GetServiceGraph with GroupName counts only the traces the group's filter matches."""
+    from test_sdk_roundtrip import emit_checkout_trace
+
+    t = emit_checkout_trace(server.udp_addr)
+    plain = emit_simple_trace(server.udp_addr, "inventory", status=200)
+    wait_for_summary(xray, t["t0"], t["trace_id"])
+    wait_for_summary(xray, t["t0"], plain)
+    xray.create_group(GroupName="faults", FilterExpression="fault")
+    window = {"StartTime": t["t0"] - 120, "EndTime": time.time() + 60}
+
+    def graph(**kw):
+        services = xray.get_service_graph(**window, **kw)["Services"]
+        by_id = {s["ReferenceId"]: s["Name"] for s in services}
+        edges = {
+            (s["Name"], by_id[e["ReferenceId"]]): e["SummaryStatistics"]["TotalCount"]
+            for s in services for e in s["Edges"]
+        }
+        return {s["Name"] for s in services}, edges
+
+    all_nodes, all_edges = graph()
+    assert "inventory" in all_nodes and ("client", "inventory") in all_edges
+    nodes, edges = graph(GroupName="faults")
+    assert "inventory" not in nodes and ("client", "inventory") not in edges
+    # The group's graph of the checkout equals the checkout's part of the whole graph.
+    assert edges == {k: v for k, v in all_edges.items() if k != ("client", "inventory")}
+    assert graph(GroupName="Default") == (all_nodes, all_edges)
+    invalid(xray.get_service_graph, **window, GroupName="no-such-group")

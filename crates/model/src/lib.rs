@@ -21,4 +21,5 @@ pub use ids::{IdError, SegmentId, TraceId};
 pub use trace::{
     CallStatus, Derived, EdgeSummary, GraphContribution, GraphKey, NodeSummary, RootCause,
     RootCauseEntity, RootCauseException, RootCauseService, ServiceKey, Stats, TraceSummary, derive,
+    graph_of_summary,
 };

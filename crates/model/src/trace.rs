@@ -573,6 +573,88 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Counts one finished call known only by its [`CallStatus`] (in-progress calls are
+    /// not counted).
+    pub fn record_call(&mut self, call: &CallStatus) {
+        if call.in_progress {
+            return;
+        }
+        let rt = call.response_time.unwrap_or(0.0).max(0.0);
+        self.count += 1;
+        if call.fault {
+            self.fault += 1;
+        } else if call.throttle {
+            self.throttle += 1;
+        } else if call.error {
+            self.error_other += 1;
+        } else {
+            self.ok += 1;
+        }
+        self.total_response_time += rt;
+        *self.histogram.entry(histogram_bucket(rt)).or_insert(0) += 1;
+    }
+}
+
+/// The graph statistics of one trace rebuilt from its summary, all in the minute the
+/// trace started: what a group's service graph adds up over the traces its filter
+/// matches. It equals the trace's own contribution to the rollups unless a node saw
+/// more than [`MAX_CALLS_PER_NODE`] calls in the trace (the summary keeps a sample of
+/// those) or the trace spans several minutes.
+pub fn graph_of_summary(summary: &TraceSummary) -> GraphContribution {
+    let minute = (summary.start_time.max(0.0) / 60.0) as u64;
+    let mut out = GraphContribution::new();
+    let client = ServiceKey::client();
+    for node in &summary.nodes {
+        let mut stats = Stats::default();
+        for call in &node.segments {
+            stats.record_call(call);
+        }
+        if stats.count == 0 {
+            continue;
+        }
+        if node.root {
+            out.entry((
+                minute,
+                GraphKey {
+                    source: Some(client.clone()),
+                    target: node.key.clone(),
+                },
+            ))
+            .or_default()
+            .add(&stats, 1);
+        }
+        out.entry((
+            minute,
+            GraphKey {
+                source: None,
+                target: node.key.clone(),
+            },
+        ))
+        .or_default()
+        .add(&stats, 1);
+    }
+    for edge in &summary.edges {
+        let mut stats = Stats::default();
+        for call in &edge.calls {
+            stats.record_call(call);
+        }
+        if stats.count == 0 {
+            continue;
+        }
+        out.entry((
+            minute,
+            GraphKey {
+                source: Some(edge.source.clone()),
+                target: edge.target.clone(),
+            },
+        ))
+        .or_default()
+        .add(&stats, 1);
+    }
+    out
+}
+
 /// Derives the summary and graph statistics of one trace from its top-level documents
 /// (segments and independent subsegments; one version per document id). Returns `None`
 /// for an empty slice.

@@ -288,3 +288,28 @@ fn cyclic_parent_links_terminate() {
     assert!(s.fault_root_causes.len() <= MAX_ROOT_CAUSES);
     assert!(s.response_time_root_causes.len() <= 1);
 }
+
+/// A trace's graph rebuilt from its summary equals its own rollup contribution (one
+/// minute, few calls per node).
+#[test]
+fn graph_of_summary_equals_the_contribution() {
+    let t = "1-5f000000-0000000000000000000000aa";
+    let docs: Vec<roentgen_model::Document> = [
+        format!(
+            r#"{{"trace_id":"{t}","id":"0000000000000001","name":"web","start_time":1600000000.0,"end_time":1600000000.8,"fault":true,
+               "subsegments":[
+                 {{"id":"0000000000000002","name":"orders","namespace":"remote","start_time":1600000000.1,"end_time":1600000000.7,"fault":true}},
+                 {{"id":"0000000000000003","name":"DynamoDB","namespace":"aws","start_time":1600000000.1,"end_time":1600000000.2,"throttle":true,"error":true}}]}}"#
+        ),
+        format!(
+            r#"{{"trace_id":"{t}","id":"0000000000000004","name":"orders","parent_id":"0000000000000002","start_time":1600000000.15,"end_time":1600000000.65,"fault":true}}"#
+        ),
+    ]
+    .iter()
+    .map(|d| roentgen_model::Document::parse(d.as_str()).expect("valid"))
+    .collect();
+    let segments: Vec<_> = docs.iter().map(roentgen_model::Document::segment).collect();
+    let derived = roentgen_model::derive(docs[0].trace_id(), &segments).expect("derived");
+    let rebuilt = roentgen_model::graph_of_summary(&derived.summary);
+    assert_eq!(rebuilt, derived.graph);
+}

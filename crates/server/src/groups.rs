@@ -20,11 +20,11 @@ const ARN_PREFIX: &str = "arn:aws:xray:local:000000000000:group";
 
 /// A group as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredGroup {
+pub(crate) struct StoredGroup {
     name: String,
     arn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     insights: Option<InsightsConfiguration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -91,7 +91,7 @@ pub(crate) async fn definitions(state: &AppState) -> Result<Vec<GroupDef>, AwsEr
         .collect())
 }
 
-async fn resolve(state: &AppState, r: &GroupRef) -> Result<StoredGroup, AwsError> {
+pub(crate) async fn resolve(state: &AppState, r: &GroupRef) -> Result<StoredGroup, AwsError> {
     if r.group_name.is_none() && r.group_arn.is_none() {
         return Err(ApiError::invalid_request("give GroupName or GroupARN").into());
     }

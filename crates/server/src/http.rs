@@ -317,18 +317,26 @@ async fn get_service_graph(
         ))
         .into());
     }
-    if req.group_name.is_some() || req.group_arn.is_some() {
-        return Err(ApiError::invalid_request(
-            "groups are not supported yet: call GetServiceGraph without GroupName/GroupARN",
-        )
-        .into());
-    }
-    let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
-    let rows = state.store.rollups(&state.tenant, first, last).await?;
-    let services = roentgen_api::convert::service_graph(
-        rows.into_iter().map(|r| (r.minute, r.key, r.stats)),
-        (start, end),
-    );
+    let group_filter = if req.group_name.is_some() || req.group_arn.is_some() {
+        let reference = roentgen_api::groups::GroupRef {
+            group_name: req.group_name.clone(),
+            group_arn: req.group_arn.clone(),
+        };
+        crate::groups::resolve(&state, &reference).await?.filter
+    } else {
+        None
+    };
+    let services = match group_filter {
+        None => {
+            let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
+            let rows = state.store.rollups(&state.tenant, first, last).await?;
+            roentgen_api::convert::service_graph(
+                rows.into_iter().map(|r| (r.minute, r.key, r.stats)),
+                (start, end),
+            )
+        }
+        Some(filter) => group_graph(&state, start, end, filter).await?,
+    };
     Ok(json(&roentgen_api::graph::GetServiceGraphResult {
         start_time: Some(req.start_time),
         end_time: Some(req.end_time),
@@ -336,6 +344,64 @@ async fn get_service_graph(
         contains_old_group_versions: Some(false),
         next_token: None,
     }))
+}
+
+/// Most traces a group's service graph adds up before it answers with what it has.
+const GROUP_GRAPH_MAX_TRACES: usize = 2_000_000;
+
+/// A group's service graph: the rollups hold every trace, so a group's graph adds up
+/// the graph statistics of the traces its filter matches (each trace in the minute it
+/// started; see `roentgen_model::graph_of_summary`). Its cost grows with the traces in
+/// the window, unlike the ungrouped graph.
+async fn group_graph(
+    state: &AppState,
+    start: f64,
+    end: f64,
+    filter: String,
+) -> Result<Vec<roentgen_api::graph::Service>, AwsError> {
+    let groups = crate::groups::definitions(state).await?;
+    let mut rows = roentgen_model::GraphContribution::new();
+    let mut cursor = None;
+    let mut seen = 0usize;
+    loop {
+        let page = state
+            .store
+            .query_summaries(
+                &state.tenant,
+                SummaryQuery {
+                    start,
+                    end,
+                    time_range_type: TimeRangeType::TraceId,
+                    service: None,
+                    groups: groups.clone(),
+                    filter: Some(filter.clone()),
+                    predicate: None,
+                    cursor,
+                    limit: 1000,
+                    scan_budget: SUMMARY_SCAN_BUDGET,
+                },
+            )
+            .await?;
+        for s in &page.summaries {
+            for (key, stats) in roentgen_model::graph_of_summary(&s.summary) {
+                rows.entry(key).or_default().add(&stats, 1);
+            }
+        }
+        seen += page.scanned;
+        match page.next {
+            Some(next) if seen < GROUP_GRAPH_MAX_TRACES => cursor = Some(next),
+            Some(_) => {
+                tracing::warn!(seen, "group service graph stopped at its trace limit");
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(roentgen_api::convert::service_graph(
+        rows.into_iter()
+            .map(|((minute, key), stats)| (minute, key, stats)),
+        (start, end),
+    ))
 }
 
 async fn batch_get_traces(
