@@ -553,3 +553,21 @@ def test_service_graph(checkout, server, xray):
     assert edges[("client", "web")]["ResponseTimeHistogram"] == [{"Value": 0.8, "Count": 1}]
     web = next(s for s in services if s["Name"] == "web")
     assert counts(web["SummaryStatistics"]) == (1, 0, 0, 0, 1)
+
+
+def test_trace_graph(checkout, server, xray):
+    """GetTraceGraph of the checkout trace has the same nodes and edge counts as the
+    service graph of a window holding only it."""
+    wait_for_summary(xray, checkout["t0"], checkout["trace_id"])
+    services = xray.get_trace_graph(TraceIds=[checkout["trace_id"]])["Services"]
+    by_id = {s["ReferenceId"]: s["Name"] for s in services}
+    edges = {
+        (s["Name"], by_id[e["ReferenceId"]]): e["SummaryStatistics"]["TotalCount"]
+        for s in services for e in s["Edges"]
+    }
+    assert edges == {
+        ("client", "web"): 1, ("web", "coupons"): 1, ("web", "orders"): 1,
+        ("orders", "DynamoDB"): 1, ("orders", "payments"): 1,
+        ("payments", "payments-db@db.internal"): 1,
+    }
+    assert xray.get_trace_graph(TraceIds=["1-00000000-000000000000000000000000"])["Services"] == []

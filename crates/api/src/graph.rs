@@ -219,3 +219,26 @@ pub struct Alias {
     #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
 }
+
+/// Input of `GetTraceGraph` (`POST /TraceGraph`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetTraceGraphRequest {
+    /// Required. The traces.
+    pub trace_ids: Vec<String>,
+    /// Pagination token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// Output of `GetTraceGraph`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetTraceGraphResult {
+    /// The nodes of the traces' graph.
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Pagination token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/TraceSummaries", post(get_trace_summaries))
         .route("/TelemetryRecords", post(put_telemetry_records))
         .route("/ServiceGraph", post(get_service_graph))
+        .route("/TraceGraph", post(get_trace_graph))
         .route("/CreateGroup", post(crate::groups::create_group))
         .route("/GetGroup", post(crate::groups::get_group))
         .route("/Groups", post(crate::groups::get_groups))
@@ -159,6 +160,7 @@ fn operation_of(path: &str) -> &'static str {
         "/TraceSummaries" => "GetTraceSummaries",
         "/TelemetryRecords" => "PutTelemetryRecords",
         "/ServiceGraph" => "GetServiceGraph",
+        "/TraceGraph" => "GetTraceGraph",
         "/CreateGroup" => "CreateGroup",
         "/GetGroup" => "GetGroup",
         "/Groups" => "GetGroups",
@@ -342,6 +344,51 @@ async fn get_service_graph(
         end_time: Some(req.end_time),
         services,
         contains_old_group_versions: Some(false),
+        next_token: None,
+    }))
+}
+
+/// The graph of the given traces, from their summaries.
+async fn get_trace_graph(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<roentgen_api::graph::GetTraceGraphRequest>,
+) -> Result<Response, AwsError> {
+    if req.trace_ids.len() > MAX_BATCH_GET_IDS {
+        return Err(ApiError::invalid_request(format!(
+            "TraceIds has {} ids; at most {MAX_BATCH_GET_IDS} per call",
+            req.trace_ids.len()
+        ))
+        .into());
+    }
+    let ids: Vec<TraceId> = req
+        .trace_ids
+        .iter()
+        .filter_map(|t| t.parse::<TraceId>().ok())
+        .collect();
+    let found = state.store.get_traces(&state.tenant, &ids).await?;
+    let mut rows = roentgen_model::GraphContribution::new();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for t in &found {
+        if let Some(s) = &t.summary {
+            lo = lo.min(s.summary.start_time);
+            hi = hi.max(s.summary.end_time.unwrap_or(s.summary.start_time));
+            for (key, stats) in roentgen_model::graph_of_summary(&s.summary) {
+                rows.entry(key).or_default().add(&stats, 1);
+            }
+        }
+    }
+    let window = if lo.is_finite() {
+        (lo, hi.max(lo) + 60.0)
+    } else {
+        (0.0, 0.0)
+    };
+    let services = roentgen_api::convert::service_graph(
+        rows.into_iter()
+            .map(|((minute, key), stats)| (minute, key, stats)),
+        (window.0.floor() - 60.0, window.1),
+    );
+    Ok(json(&roentgen_api::graph::GetTraceGraphResult {
+        services,
         next_token: None,
     }))
 }
