@@ -571,3 +571,35 @@ def test_trace_graph(checkout, server, xray):
         ("payments", "payments-db@db.internal"): 1,
     }
     assert xray.get_trace_graph(TraceIds=["1-00000000-000000000000000000000000"])["Services"] == []
+
+
+def test_time_series_service_statistics(checkout, server, xray):
+    """GetTimeSeriesServiceStatistics per entity selector, from the rollups."""
+    wait_for_summary(xray, checkout["t0"], checkout["trace_id"])
+    window = {"StartTime": checkout["t0"] - 300, "EndTime": time.time() + 60, "Period": 300}
+
+    def series(selector=None):
+        kw = dict(window)
+        if selector:
+            kw["EntitySelectorExpression"] = selector
+        return xray.get_time_series_service_statistics(**kw)["TimeSeriesServiceStatistics"]
+
+    # No selector: the requests entering the system (client edges).
+    points = series()
+    assert sum(p["EdgeSummaryStatistics"]["TotalCount"] for p in points) == 1
+    assert all(p["Timestamp"].timestamp() % 300 == 0 for p in points)
+    # A node: the orders service's own segment, a fault.
+    points = series('service("orders")')
+    stats = [p["ServiceSummaryStatistics"] for p in points]
+    assert sum(s["TotalCount"] for s in stats) == 1
+    assert sum(s["FaultStatistics"]["TotalCount"] for s in stats) == 1
+    # An edge: orders' throttled DynamoDB call.
+    points = series('edge("orders", id(name: "DynamoDB", type: "AWS::DynamoDB::Table"))')
+    stats = [p["EdgeSummaryStatistics"] for p in points]
+    assert sum(s["ErrorStatistics"]["ThrottleCount"] for s in stats) == 1
+    assert series('service("nobody")') == []
+    with pytest.raises(ClientError) as info:
+        series("responsetime > 1")
+    assert info.value.response["Error"]["Code"] == "InvalidRequestException"
+    with pytest.raises(ClientError):
+        xray.get_time_series_service_statistics(**{**window, "Period": 90})

@@ -203,9 +203,7 @@ pub fn service_graph(
 ) -> Vec<crate::graph::Service> {
     use std::collections::BTreeMap;
 
-    use crate::graph::{
-        Edge, ErrorStatistics, FaultStatistics, HistogramEntry, Service, Statistics,
-    };
+    use crate::graph::{Edge, Service};
 
     #[derive(Default)]
     struct Acc {
@@ -258,29 +256,6 @@ pub fn service_graph(
             Some(EpochSeconds((((acc.last + 1) * 60) as f64).min(hi))),
         )
     };
-    let statistics = |s: &roentgen_model::Stats| Statistics {
-        ok_count: Some(s.ok),
-        error_statistics: Some(ErrorStatistics {
-            throttle_count: Some(s.throttle),
-            other_count: Some(s.error_other),
-            total_count: Some(s.throttle + s.error_other),
-        }),
-        fault_statistics: Some(FaultStatistics {
-            other_count: Some(s.fault),
-            total_count: Some(s.fault),
-        }),
-        total_count: Some(s.count),
-        total_response_time: Some(s.total_response_time),
-    };
-    let histogram = |s: &roentgen_model::Stats| -> Vec<HistogramEntry> {
-        s.histogram
-            .iter()
-            .map(|(bucket, count)| HistogramEntry {
-                value: Some(f64::from(*bucket) / 1000.0),
-                count: Some(*count),
-            })
-            .collect()
-    };
     all.iter()
         .map(|(key, acc)| {
             let (start_time, end_time) = acc.as_ref().map_or((None, None), times);
@@ -321,6 +296,36 @@ pub fn service_graph(
                     .map(|a| histogram(&a.stats))
                     .unwrap_or_default(),
             }
+        })
+        .collect()
+}
+
+/// Wire statistics of rollup statistics.
+pub fn statistics(s: &roentgen_model::Stats) -> crate::graph::Statistics {
+    use crate::graph::{ErrorStatistics, FaultStatistics, Statistics};
+    Statistics {
+        ok_count: Some(s.ok),
+        error_statistics: Some(ErrorStatistics {
+            throttle_count: Some(s.throttle),
+            other_count: Some(s.error_other),
+            total_count: Some(s.throttle + s.error_other),
+        }),
+        fault_statistics: Some(FaultStatistics {
+            other_count: Some(s.fault),
+            total_count: Some(s.fault),
+        }),
+        total_count: Some(s.count),
+        total_response_time: Some(s.total_response_time),
+    }
+}
+
+/// Wire histogram of a rollup histogram (bucket values in seconds).
+pub fn histogram(s: &roentgen_model::Stats) -> Vec<crate::graph::HistogramEntry> {
+    s.histogram
+        .iter()
+        .map(|(bucket, count)| crate::graph::HistogramEntry {
+            value: Some(f64::from(*bucket) / 1000.0),
+            count: Some(*count),
         })
         .collect()
 }

@@ -242,3 +242,64 @@ pub struct GetTraceGraphResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+/// Input of `GetTimeSeriesServiceStatistics` (`POST /TimeSeriesServiceStatistics`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetTimeSeriesServiceStatisticsRequest {
+    /// Required. Start of the window.
+    pub start_time: EpochSeconds,
+    /// Required. End of the window.
+    pub end_time: EpochSeconds,
+    /// Only traces of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Only traces of this group, by ARN.
+    #[serde(rename = "GroupARN", default, skip_serializing_if = "Option::is_none")]
+    pub group_arn: Option<String>,
+    /// `service(…)` or `edge(…, …)`; without it, the edges from clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_selector_expression: Option<String>,
+    /// Seconds per point (a multiple of 60; 60 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i64>,
+    /// Ask for forecasts (not computed; accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_statistics: Option<bool>,
+    /// Pagination token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// One point of the series.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeSeriesServiceStatistics {
+    /// Start of the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<EpochSeconds>,
+    /// Edge statistics (edge selectors and no selector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_summary_statistics: Option<Statistics>,
+    /// Node statistics (service selectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_summary_statistics: Option<Statistics>,
+    /// Response-time histogram of the period.
+    #[serde(default)]
+    pub response_time_histogram: Vec<HistogramEntry>,
+}
+
+/// Output of `GetTimeSeriesServiceStatistics`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetTimeSeriesServiceStatisticsResult {
+    /// The points, oldest first.
+    #[serde(default)]
+    pub time_series_service_statistics: Vec<TimeSeriesServiceStatistics>,
+    /// A group's filter changed within the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains_old_group_versions: Option<bool>,
+    /// Pagination token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

@@ -137,6 +137,10 @@ pub fn router(state: AppState) -> Router {
         .route("/TelemetryRecords", post(put_telemetry_records))
         .route("/ServiceGraph", post(get_service_graph))
         .route("/TraceGraph", post(get_trace_graph))
+        .route(
+            "/TimeSeriesServiceStatistics",
+            post(get_time_series_service_statistics),
+        )
         .route("/CreateGroup", post(crate::groups::create_group))
         .route("/GetGroup", post(crate::groups::get_group))
         .route("/Groups", post(crate::groups::get_groups))
@@ -161,6 +165,7 @@ fn operation_of(path: &str) -> &'static str {
         "/TelemetryRecords" => "PutTelemetryRecords",
         "/ServiceGraph" => "GetServiceGraph",
         "/TraceGraph" => "GetTraceGraph",
+        "/TimeSeriesServiceStatistics" => "GetTimeSeriesServiceStatistics",
         "/CreateGroup" => "CreateGroup",
         "/GetGroup" => "GetGroup",
         "/Groups" => "GetGroups",
@@ -348,6 +353,78 @@ async fn get_service_graph(
     }))
 }
 
+/// Statistics of the selected nodes or edges per period, from the rollups (or, for a
+/// group, from the graph statistics of the traces its filter matches).
+async fn get_time_series_service_statistics(
+    State(state): State<AppState>,
+    AwsJson(req): AwsJson<roentgen_api::graph::GetTimeSeriesServiceStatisticsRequest>,
+) -> Result<Response, AwsError> {
+    use roentgen_api::graph::{GetTimeSeriesServiceStatisticsResult, TimeSeriesServiceStatistics};
+    use roentgen_store::EntitySelector;
+
+    let (start, end) = (req.start_time.as_f64(), req.end_time.as_f64());
+    if !start.is_finite() || !end.is_finite() || end < start {
+        return Err(ApiError::invalid_request("StartTime must not be after EndTime").into());
+    }
+    let period = req.period.unwrap_or(60);
+    if period < 60 || period % 60 != 0 {
+        return Err(ApiError::invalid_request(format!(
+            "Period {period} must be a positive multiple of 60 seconds"
+        ))
+        .into());
+    }
+    let selector = EntitySelector::parse(req.entity_selector_expression.as_deref())?;
+    let group_filter = if req.group_name.is_some() || req.group_arn.is_some() {
+        let reference = roentgen_api::groups::GroupRef {
+            group_name: req.group_name.clone(),
+            group_arn: req.group_arn.clone(),
+        };
+        crate::groups::resolve(&state, &reference).await?.filter
+    } else {
+        None
+    };
+    let rows: Vec<(u64, roentgen_model::GraphKey, roentgen_model::Stats)> = match group_filter {
+        None => {
+            let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
+            state
+                .store
+                .rollups(&state.tenant, first, last)
+                .await?
+                .into_iter()
+                .map(|r| (r.minute, r.key, r.stats))
+                .collect()
+        }
+        Some(filter) => group_rows(&state, start, end, filter)
+            .await?
+            .into_iter()
+            .map(|((minute, key), stats)| (minute, key, stats))
+            .collect(),
+    };
+    let period_minutes = (period / 60) as u64;
+    let mut points: std::collections::BTreeMap<u64, roentgen_model::Stats> = Default::default();
+    for (minute, key, stats) in rows {
+        if selector.selects(&key) {
+            let bucket = minute / period_minutes * period_minutes;
+            points.entry(bucket).or_default().add(&stats, 1);
+        }
+    }
+    let edge = !matches!(selector, EntitySelector::Service { .. });
+    let series = points
+        .iter()
+        .map(|(minute, stats)| TimeSeriesServiceStatistics {
+            timestamp: Some(roentgen_api::EpochSeconds((minute * 60) as f64)),
+            edge_summary_statistics: edge.then(|| roentgen_api::convert::statistics(stats)),
+            service_summary_statistics: (!edge).then(|| roentgen_api::convert::statistics(stats)),
+            response_time_histogram: roentgen_api::convert::histogram(stats),
+        })
+        .collect();
+    Ok(json(&GetTimeSeriesServiceStatisticsResult {
+        time_series_service_statistics: series,
+        contains_old_group_versions: Some(false),
+        next_token: None,
+    }))
+}
+
 /// The graph of the given traces, from their summaries.
 async fn get_trace_graph(
     State(state): State<AppState>,
@@ -406,6 +483,21 @@ async fn group_graph(
     end: f64,
     filter: String,
 ) -> Result<Vec<roentgen_api::graph::Service>, AwsError> {
+    let rows = group_rows(state, start, end, filter).await?;
+    Ok(roentgen_api::convert::service_graph(
+        rows.into_iter()
+            .map(|((minute, key), stats)| (minute, key, stats)),
+        (start, end),
+    ))
+}
+
+/// The graph statistics of the traces in the window that `filter` matches.
+async fn group_rows(
+    state: &AppState,
+    start: f64,
+    end: f64,
+    filter: String,
+) -> Result<roentgen_model::GraphContribution, AwsError> {
     let groups = crate::groups::definitions(state).await?;
     let mut rows = roentgen_model::GraphContribution::new();
     let mut cursor = None;
@@ -438,17 +530,13 @@ async fn group_graph(
         match page.next {
             Some(next) if seen < GROUP_GRAPH_MAX_TRACES => cursor = Some(next),
             Some(_) => {
-                tracing::warn!(seen, "group service graph stopped at its trace limit");
+                tracing::warn!(seen, "group statistics stopped at their trace limit");
                 break;
             }
             None => break,
         }
     }
-    Ok(roentgen_api::convert::service_graph(
-        rows.into_iter()
-            .map(|((minute, key), stats)| (minute, key, stats)),
-        (start, end),
-    ))
+    Ok(rows)
 }
 
 async fn batch_get_traces(

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use roentgen_model::{Document, GraphKey, SegmentId, Stats, TraceId, TraceSummary};
+use roentgen_model::{Document, GraphKey, SegmentId, ServiceKey, Stats, TraceId, TraceSummary};
 
 pub mod embedded;
 mod error;
@@ -77,6 +77,78 @@ impl std::fmt::Debug for SummaryQuery {
             .field("cursor", &self.cursor)
             .field("limit", &self.limit)
             .finish()
+    }
+}
+
+/// Which rollups `GetTimeSeriesServiceStatistics` adds up, from its
+/// `EntitySelectorExpression`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntitySelector {
+    /// No expression: the edges from the client, i.e. the requests entering the system.
+    ClientEdges,
+    /// `service(…)` / `service(id(…))`: the statistics of the matching nodes.
+    Service {
+        /// Node name, when given.
+        name: Option<String>,
+        /// Node type, when given.
+        kind: Option<String>,
+    },
+    /// `edge(…, …)`: the statistics of the matching edges.
+    Edge {
+        /// Caller name and type, when given.
+        source: (Option<String>, Option<String>),
+        /// Callee name and type, when given.
+        target: (Option<String>, Option<String>),
+    },
+}
+
+impl EntitySelector {
+    /// Parses an entity selector: empty, `service(…)` or `edge(…, …)` without a
+    /// sub-filter.
+    pub fn parse(text: Option<&str>) -> Result<Self, StoreError> {
+        use roentgen_filter::ast::Expr;
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(Self::ClientEdges);
+        };
+        let filter = roentgen_filter::Filter::parse(text)
+            .map_err(|e| StoreError::InvalidFilter(e.to_string()))?;
+        match filter.expr() {
+            Expr::Service { node, filter: None } => Ok(Self::Service {
+                name: node.name.clone(),
+                kind: node.kind.clone(),
+            }),
+            Expr::Edge {
+                source,
+                target,
+                filter: None,
+            } => Ok(Self::Edge {
+                source: (source.name.clone(), source.kind.clone()),
+                target: (target.name.clone(), target.kind.clone()),
+            }),
+            _ => Err(StoreError::InvalidFilter(format!(
+                "{text:?} is not an entity selector: use service(…) or edge(…, …)"
+            ))),
+        }
+    }
+
+    /// Whether a rollup row belongs to the selection.
+    pub fn selects(&self, key: &GraphKey) -> bool {
+        let node_is = |k: &ServiceKey, (name, kind): (&Option<String>, &Option<String>)| {
+            name.as_ref().is_none_or(|n| *n == k.name)
+                && kind.as_ref().is_none_or(|t| Some(t) == k.kind.as_ref())
+        };
+        match self {
+            Self::ClientEdges => key
+                .source
+                .as_ref()
+                .is_some_and(|s| *s == ServiceKey::client()),
+            Self::Service { name, kind } => {
+                key.source.is_none() && node_is(&key.target, (name, kind))
+            }
+            Self::Edge { source, target } => key.source.as_ref().is_some_and(|s| {
+                node_is(s, (&source.0, &source.1)) && node_is(&key.target, (&target.0, &target.1))
+            }),
+        }
     }
 }
 
