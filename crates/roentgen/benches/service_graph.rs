@@ -1,0 +1,111 @@
+//! `GetServiceGraph` over a 6-hour window through the real binary.
+//!
+//! Loads `BENCH_SEGMENTS` segments (default 500,000) into an embedded store: traces of
+//! 5 segments across `BENCH_SERVICES` services (default 50; each trace a chain of 5 of
+//! them, client → s_i → s_i+1 → …), spread over the last 6 hours so that every minute
+//! holds every node and edge. The graph's cost grows with minutes × nodes and edges,
+//! never with segments, so this many segments already fill every rollup the figure
+//! depends on. Then times `BENCH_REQUESTS` (default 20) calls over 6 hours and prints
+//! the median and maximum.
+//!
+//! Run: `cargo bench -p roentgen --bench service_graph`
+
+#![allow(missing_docs)]
+
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use roentgen_model::Document;
+use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use roentgen_store::{Store, TenantId};
+use util::env_or;
+
+fn main() {
+    let segments = env_or("BENCH_SEGMENTS", 500_000);
+    let services = env_or("BENCH_SERVICES", 50);
+    let requests = env_or("BENCH_REQUESTS", 20) as usize;
+    let window = 6 * 3600;
+    let traces = segments / 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let load = Instant::now();
+    {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let tenant = TenantId::default();
+        let batch = 2000;
+        let mut t = 0;
+        while t < traces {
+            let mut docs = Vec::new();
+            for i in t..(t + batch).min(traces) {
+                let at = (now - window) as f64 + (i as f64 * window as f64 / traces as f64);
+                let trace = format!("1-{:08x}-{:024x}", at as u64, i + 1);
+                for s in 0..5u64 {
+                    let id = i * 5 + s + 1;
+                    let parent = if s == 0 {
+                        String::new()
+                    } else {
+                        format!(r#","parent_id":"{:016x}""#, (id - 1) ^ 0xabc)
+                    };
+                    let call = if s < 4 {
+                        format!(
+                            r#","subsegments":[{{"id":"{:016x}","name":"svc-{}","namespace":"remote","start_time":{at},"end_time":{}}}]"#,
+                            id ^ 0xabc,
+                            (i + s + 1) % services,
+                            at + 0.01
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let fault = if i % 17 == 0 { r#","fault":true"# } else { "" };
+                    let raw = format!(
+                        r#"{{"trace_id":"{trace}","id":"{id:016x}"{parent},"name":"svc-{}","origin":"AWS::EC2::Instance","start_time":{at},"end_time":{}{fault}{call}}}"#,
+                        (i + s) % services,
+                        at + 0.02
+                    );
+                    docs.push(Document::parse(raw).expect("valid"));
+                }
+            }
+            rt.block_on(store.write(&tenant, docs)).expect("write");
+            store.sync_index_blocking();
+            t += batch;
+        }
+        store.close_blocking().expect("close");
+    }
+    println!(
+        "service_graph: loaded {segments} segments across {services} services over 6 h in {:.1}s",
+        load.elapsed().as_secs_f64()
+    );
+    let server = util::Server::start_with(
+        Some(dir.path().to_path_buf()),
+        false,
+        &["--log-level", "warn"],
+    );
+    let client = reqwest::blocking::Client::new();
+    let body = format!(r#"{{"StartTime":{},"EndTime":{}}}"#, now - window, now + 60);
+    let mut times = Vec::new();
+    let mut nodes = 0;
+    for _ in 0..requests + 2 {
+        let t = Instant::now();
+        let v: serde_json::Value = client
+            .post(format!("http://{}/ServiceGraph", server.http))
+            .body(body.clone())
+            .send()
+            .and_then(|r| r.json())
+            .expect("GetServiceGraph");
+        times.push(t.elapsed());
+        nodes = v["Services"].as_array().map_or(0, Vec::len);
+    }
+    let mut times = times.split_off(2);
+    times.sort();
+    println!(
+        "  GetServiceGraph over 6 h: {nodes} nodes, median {:.1} ms, max {:.1} ms",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0
+    );
+}
