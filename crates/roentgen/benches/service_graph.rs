@@ -5,7 +5,7 @@
 //! them, client → s_i → s_i+1 → …), spread over the last 6 hours so that every minute
 //! holds every node and edge. The graph's cost grows with minutes × nodes and edges,
 //! never with segments, so this many segments already fill every rollup the figure
-//! depends on. Then times `BENCH_REQUESTS` (default 20) calls over 6 hours and prints
+//! depends on. Then times `BENCH_REQUESTS` (default 100, after 10 to warm up) calls over 6 hours and prints
 //! the median and maximum.
 //!
 //! Run: `cargo bench -p roentgen --bench service_graph`
@@ -25,7 +25,7 @@ use util::env_or;
 fn main() {
     let segments = env_or("BENCH_SEGMENTS", 500_000);
     let services = env_or("BENCH_SERVICES", 50);
-    let requests = env_or("BENCH_REQUESTS", 20) as usize;
+    let requests = env_or("BENCH_REQUESTS", 100) as usize;
     let window = 6 * 3600;
     let traces = segments / 5;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -90,7 +90,7 @@ fn main() {
     let body = format!(r#"{{"StartTime":{},"EndTime":{}}}"#, now - window, now + 60);
     let mut times = Vec::new();
     let mut nodes = 0;
-    for _ in 0..requests + 2 {
+    for _ in 0..requests + 10 {
         let t = Instant::now();
         let v: serde_json::Value = client
             .post(format!("http://{}/ServiceGraph", server.http))
@@ -101,7 +101,7 @@ fn main() {
         times.push(t.elapsed());
         nodes = v["Services"].as_array().map_or(0, Vec::len);
     }
-    let mut times = times.split_off(2);
+    let mut times = times.split_off(10);
     times.sort();
     println!(
         "  GetServiceGraph over 6 h: {nodes} nodes, median {:.1} ms, max {:.1} ms",

@@ -1078,6 +1078,9 @@ impl EmbeddedStore {
     ) -> Result<Vec<RollupRow>, StoreError> {
         let tp = tenant.prefix();
         let mut rows = Vec::new();
+        // A window holds the same few hundred nodes and edges in every minute: decode
+        // each distinct key once.
+        let mut keys: HashMap<Vec<u8>, GraphKey> = HashMap::new();
         let lo_day = day_of(start_minute * 60);
         let hi_day = day_of(end_minute * 60);
         for (_, parts) in self.days_between(lo_day, hi_day).into_iter().rev() {
@@ -1087,8 +1090,16 @@ impl EmbeddedStore {
                 let (k, v) = kv.into_inner()?;
                 let mut mb = [0u8; 8];
                 mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
-                let key: GraphKey = serde_json::from_slice(&k[tp.len() + 8..])
-                    .map_err(|e| corrupt("rollup key", e))?;
+                let raw_key = &k[tp.len() + 8..];
+                let key = match keys.get(raw_key) {
+                    Some(key) => key.clone(),
+                    None => {
+                        let key: GraphKey = serde_json::from_slice(raw_key)
+                            .map_err(|e| corrupt("rollup key", e))?;
+                        keys.insert(raw_key.to_vec(), key.clone());
+                        key
+                    }
+                };
                 let stats: Stats = serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?;
                 rows.push(RollupRow {
                     minute: u64::from_be_bytes(mb),
