@@ -49,6 +49,13 @@ pub(crate) struct MapArgs {
     /// How far back to look, e.g. `15m`, `1h`, `2d`.
     #[arg(long, default_value = "1h")]
     pub(crate) since: String,
+    #[command(flatten)]
+    pub(crate) api: ApiEndpoint,
+}
+
+/// Where the terminal client sends its X-Ray API calls.
+#[derive(Debug, Args)]
+pub(crate) struct ApiEndpoint {
     /// The X-Ray API to ask (a `roentgen serve`).
     #[arg(
         long,
@@ -70,13 +77,8 @@ pub(crate) struct TracesArgs {
     /// Most traces to print.
     #[arg(long, default_value_t = 50)]
     pub(crate) limit: usize,
-    /// The X-Ray API to ask (a `roentgen serve`).
-    #[arg(
-        long,
-        env = "ROENTGEN_ENDPOINT",
-        default_value = "http://127.0.0.1:2772"
-    )]
-    pub(crate) endpoint: String,
+    #[command(flatten)]
+    pub(crate) api: ApiEndpoint,
 }
 
 impl TracesArgs {
@@ -91,13 +93,8 @@ impl TracesArgs {
 pub(crate) struct TraceArgs {
     /// The trace id, `1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx`.
     pub(crate) id: String,
-    /// The X-Ray API to ask (a `roentgen serve`).
-    #[arg(
-        long,
-        env = "ROENTGEN_ENDPOINT",
-        default_value = "http://127.0.0.1:2772"
-    )]
-    pub(crate) endpoint: String,
+    #[command(flatten)]
+    pub(crate) api: ApiEndpoint,
 }
 
 /// `roentgen run [daemon flags] -- CMD ARGS…`.

@@ -49,11 +49,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(cli::EX_USAGE));
                 }
             };
-            client::traces(&args.endpoint, args.filter, since, args.limit.max(1))
+            client::traces(&args.api.endpoint, args.filter, since, args.limit.max(1))
         }
-        cli::Command::Trace(args) => client::trace(&args.endpoint, &args.id),
+        cli::Command::Trace(args) => client::trace(&args.api.endpoint, &args.id),
         cli::Command::Map(args) => match humantime::parse_duration(&args.since) {
-            Ok(since) => client::map(&args.endpoint, since),
+            Ok(since) => client::map(&args.api.endpoint, since),
             Err(e) => {
                 eprintln!("roentgen map: --since {:?}: {e}", args.since);
                 Ok(ExitCode::from(cli::EX_USAGE))
