@@ -861,18 +861,14 @@ impl EmbeddedStore {
             // Serializing a plain struct cannot fail.
             rk.extend_from_slice(&serde_json::to_vec(&key).unwrap_or_default());
             let mut cur: Stats = match parts.roll.get(&rk)? {
-                Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?,
+                Some(v) => crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?,
                 None => Stats::default(),
             };
             cur.add(&delta, 1);
             if cur.is_empty() {
                 batch.remove(&parts.roll, rk);
             } else {
-                batch.insert(
-                    &parts.roll,
-                    rk,
-                    serde_json::to_vec(&cur).unwrap_or_default(),
-                );
+                batch.insert(&parts.roll, rk, crate::codec::encode_stats(&cur));
             }
         }
         // A marker rewritten by a write since it was read stays: that write's documents
@@ -1100,7 +1096,7 @@ impl EmbeddedStore {
                         key
                     }
                 };
-                let stats: Stats = serde_json::from_slice(&v).map_err(|e| corrupt("rollup", e))?;
+                let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
                 rows.push(RollupRow {
                     minute: u64::from_be_bytes(mb),
                     key,

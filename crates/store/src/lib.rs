@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use roentgen_model::{Document, GraphKey, SegmentId, ServiceKey, Stats, TraceId, TraceSummary};
 
+mod codec;
 pub mod embedded;
 mod error;
 mod keys;
