@@ -138,6 +138,11 @@ class Handler(BaseHTTPRequestHandler):
         h = self._headers()
         body = self.rfile.read(int(h.get("content-length", "0")))
         url = self.server.url + self.path
+        if self.path.startswith("http://"):
+            # Sent to us as a forward proxy: the request line names the real target.
+            url = self.path
+            self.server.record("via-proxy", True, url)
+            self.path = urllib.parse.urlparse(url).path
         creds = self.server.expect_creds
         ok, detail = signature_is_valid("POST", url, h, body, creds, self.server.region, "xray")
         if len(creds) == 3:
@@ -314,5 +319,25 @@ def test_region_and_instance_role_from_ec2_metadata(roentgen_bin, tmp_path):
         log = (tmp_path / "daemon.log").read_text()
     assert "endpoint=https://xray.eu-north-1.amazonaws.com" in log, log
     assert "EC2 instance metadata" in log, log
+    bad = [c for c in aws.calls if not c[1]]
+    assert not bad, bad
+
+
+def test_uploads_go_through_the_proxy_address(roentgen_bin, tmp_path):
+    """`-p/--proxy-address`: uploads reach an endpoint only reachable through the proxy."""
+    aws = FakeAws("eu-west-1")
+    aws.expect_creds = BASE
+    proc, addr = start_daemon(
+        roentgen_bin, tmp_path, "http://xray.example.invalid:2772",
+        {"AWS_ACCESS_KEY_ID": BASE[0], "AWS_SECRET_ACCESS_KEY": BASE[1]},
+        ["-n", "eu-west-1", "-p", aws.url],
+    )
+    try:
+        send_segments(addr, 30)
+        poll(lambda: aws.documents == 30, what="30 segments through the proxy", timeout=20)
+    finally:
+        finish(proc, tmp_path)
+    proxied = [detail for what, _, detail in aws.calls if what == "via-proxy"]
+    assert proxied and all(u.startswith("http://xray.example.invalid:2772/") for u in proxied)
     bad = [c for c in aws.calls if not c[1]]
     assert not bad, bad
