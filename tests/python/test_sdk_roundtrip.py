@@ -603,3 +603,36 @@ def test_time_series_service_statistics(checkout, server, xray):
     assert info.value.response["Error"]["Code"] == "InvalidRequestException"
     with pytest.raises(ClientError):
         xray.get_time_series_service_statistics(**{**window, "Period": 90})
+
+
+def test_sampled_summaries(server, xray):
+    """`Sampling: true` returns a deterministic share of the traces, the same every call."""
+    from xray_testlib import segment_doc
+
+    since = time.time() - 5
+    docs = [json.dumps(segment_doc(name="sampled")) for _ in range(400)]
+    for i in range(0, len(docs), 50):
+        assert not xray.put_trace_segments(TraceSegmentDocuments=docs[i:i + 50])[
+            "UnprocessedTraceSegments"
+        ]
+    everything = set()
+    for _ in range(100):
+        everything = {s["Id"] for s in all_summaries(xray, since)[0]}
+        if len(everything) == 400:
+            break
+        time.sleep(0.1)
+    assert len(everything) == 400
+    strategy = {"Sampling": True, "SamplingStrategy": {"Name": "FixedRate", "Value": 0.25}}
+    first = {s["Id"] for s in all_summaries(xray, since, **strategy)[0]}
+    second = {s["Id"] for s in all_summaries(xray, since, **strategy)[0]}
+    assert first == second and first <= everything
+    assert 50 <= len(first) <= 150, len(first)
+    half = {s["Id"] for s in all_summaries(
+        xray, since, Sampling=True, SamplingStrategy={"Name": "PartialScan", "Value": 0.5})[0]}
+    assert first <= half <= everything
+    with pytest.raises(ClientError) as info:
+        xray.get_trace_summaries(
+            StartTime=since, EndTime=time.time() + 60, Sampling=True,
+            SamplingStrategy={"Name": "FixedRate", "Value": 0},
+        )
+    assert info.value.response["Error"]["Code"] == "InvalidRequestException"

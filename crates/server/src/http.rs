@@ -591,6 +591,38 @@ async fn batch_get_traces(
 
 /// The filter expressions understood until the full language lands (issue 5):
 /// empty, or `service("name")`.
+/// Share of traces `Sampling: true` returns when no `SamplingStrategy` value is given.
+const DEFAULT_SUMMARY_SAMPLING: f64 = 0.1;
+
+/// `Sampling: true`: a deterministic subset of the traces, the same on every page and
+/// every call — a trace is in it when the random part of its id, read as a fraction of
+/// 2^64, is below the strategy's value. AWS does not document the strategies beyond
+/// their names; both `FixedRate` and `PartialScan` take the value as the share of
+/// traces to return (0 < value ≤ 1; 10 % when absent).
+fn sampling_predicate(
+    req: &GetTraceSummariesRequest,
+) -> Result<Option<roentgen_store::SummaryPredicate>, ApiError> {
+    if req.sampling != Some(true) {
+        return Ok(None);
+    }
+    let rate = req
+        .sampling_strategy
+        .as_ref()
+        .and_then(|s| s.value)
+        .unwrap_or(DEFAULT_SUMMARY_SAMPLING);
+    if !(rate > 0.0 && rate <= 1.0) {
+        return Err(ApiError::invalid_request(format!(
+            "SamplingStrategy Value {rate} must be more than 0 and at most 1"
+        )));
+    }
+    Ok(Some(Arc::new(move |s: &roentgen_model::TraceSummary| {
+        let random = s.trace_id.random();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&random[..8]);
+        (u64::from_be_bytes(first) as f64 / u64::MAX as f64) < rate
+    })))
+}
+
 async fn get_trace_summaries(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<GetTraceSummariesRequest>,
@@ -615,6 +647,7 @@ async fn get_trace_summaries(
         Some(WireRange::Event) => TimeRangeType::Event,
         Some(WireRange::Service) => TimeRangeType::Service,
     };
+    let predicate = sampling_predicate(&req)?;
     let page = state
         .store
         .query_summaries(
@@ -626,7 +659,7 @@ async fn get_trace_summaries(
                 service: None,
                 groups,
                 filter: req.filter_expression.clone(),
-                predicate: None,
+                predicate,
                 cursor: req.next_token.clone(),
                 limit: SUMMARIES_PER_PAGE,
                 scan_budget: SUMMARY_SCAN_BUDGET,
