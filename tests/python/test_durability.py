@@ -153,3 +153,39 @@ def test_sigint_is_graceful(server, xray):
     assert rc == 0, f"exit code {rc} after SIGINT:\n{server.log_tail()}"
     server.start()
     assert_all_verbatim(xray_client(server.http_url), {doc["trace_id"]: {doc["id"]: dumps(doc)}})
+
+
+STORED = "roentgen_ingest_stored_segments_total"
+
+
+def test_stored_udp_documents_survive_kill9(server, xray):
+    """UDP documents are written without waiting for the disk (nobody waits on them),
+    but once the server counts them stored, a crash of the process loses none."""
+    since = time.time() - 10
+    corpus, texts = make_corpus(n_traces=40, per_trace=5, since=since)
+    base = server.metric(STORED)
+    with UdpSender(server.udp_addr) as udp:
+        for i in range(0, len(texts), 25):
+            for text in texts[i : i + 25]:
+                udp.send_doc(text)
+            sent = min(i + 25, len(texts))
+            poll(
+                lambda sent=sent: server.metric(STORED) - base >= sent,
+                f"{STORED} to reach {sent}",
+            )
+        # A last small write on its own, the crash right after it is counted: nothing
+        # written after it can push it out of a buffer inside the process.
+        last = segment_doc(name="last-before-crash", start=since + 5)
+        udp.send_doc(last)
+        poll(
+            lambda: server.metric(STORED) - base >= len(texts) + 1,
+            "the last document to be stored",
+            interval=0.005,
+        )
+    server.kill9()
+    corpus[last["trace_id"]] = {last["id"]: dumps(last)}
+
+    server.start()
+    xray2 = xray_client(server.http_url)
+    assert_all_verbatim(xray2, corpus)
+    assert_summaries(xray2, since, corpus)

@@ -1,4 +1,5 @@
-//! Parsing and validating a ~1 KB segment document, and deriving a 5-segment trace.
+//! Parsing and validating a ~1 KB segment document, deriving a 5-segment trace, and
+//! encoding/decoding its summary.
 //!
 //! Run: `cargo bench -p roentgen-model --bench parse`
 
@@ -38,6 +39,17 @@ fn bench(c: &mut Criterion) {
     c.bench_function("derive_5_segment_trace", |b| {
         b.iter(|| derive(docs[0].trace_id(), &segs).expect("derived"))
     });
+
+    // The stored form of the summary (what the embedded store writes per trace).
+    let summary = derive(docs[0].trace_id(), &segs).expect("derived").summary;
+    let json = serde_json::to_vec(&summary).expect("json");
+    let mut g = c.benchmark_group("summary");
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("encode", |b| b.iter(|| serde_json::to_vec(&summary)));
+    g.bench_function("decode", |b| {
+        b.iter(|| serde_json::from_slice::<roentgen_model::TraceSummary>(&json).expect("json"))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

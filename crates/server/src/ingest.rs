@@ -7,6 +7,9 @@
 //! (`Block` with a deadline). The writer takes everything queued (up to `max_batch`
 //! documents) in one store write, so concurrent requests share one fsync (group
 //! commit), and acknowledges each request only after the store says it is durable.
+//! Batches of UDP documents only (nobody waits on them) are written with
+//! `Store::write_unacknowledged`: safe from a crash of the process at once, synced
+//! within a second.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -258,7 +261,13 @@ async fn write_loop(
         for (tenant, (docs, jobs)) in by_tenant {
             let count = docs.len();
             let started = Instant::now();
-            let result = store.write(&tenant, docs).await;
+            // Only what a client waits on is synced before the write returns; the rest
+            // (UDP) is synced by the store within a second.
+            let result = if jobs.iter().any(|j| j.ack.is_some()) {
+                store.write(&tenant, docs).await
+            } else {
+                store.write_unacknowledged(&tenant, docs).await
+            };
             metrics
                 .store_write_seconds
                 .observe(started.elapsed().as_secs_f64());

@@ -1,9 +1,10 @@
 //! The embedded store: fjall keyspaces under `--data-dir`, one set per UTC day.
 //!
-//! Writes are serialized by one lock (summaries and rollups are read-modify-write) and
-//! committed as one atomic fjall batch with `PersistMode::SyncData`: documents, the
-//! re-derived summaries, the service index and the rollup changes land together or not
-//! at all. fjall poisons the database after a failed sync and refuses later writes
+//! Document writes are serialized by one lock and committed as one atomic fjall batch
+//! (documents and their traces' dirty markers): with `PersistMode::SyncData` when a
+//! client waits on them, with `PersistMode::Buffer` (in the operating system's hands,
+//! synced within [`SYNC_INTERVAL`] by a background thread) when nobody does. The
+//! indexer derives summaries, the service index and the rollups from marked traces. fjall poisons the database after a failed sync and refuses later writes
 //! (`Error::Poisoned`), which is the fail-stop behaviour we want.
 
 use std::collections::{BTreeMap, HashMap};
@@ -71,11 +72,17 @@ struct Inner {
     /// Taken before `write_lock` and held until a write's notes are sent.
     notify_lock: Mutex<()>,
     seq: AtomicU64,
+    /// Set by unsynced writes, cleared by the syncer thread when it syncs.
+    unsynced: std::sync::atomic::AtomicBool,
     dropped_before: AtomicU64,
     indexer: Indexer,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
 }
+
+/// Longest time documents written with [`Store::write_unacknowledged`] stay unsynced
+/// while the process runs.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the indexer waits after a trace's first new document before deriving it,
 /// so that the segments of one request arriving together are derived once.
@@ -305,6 +312,24 @@ fn indexer_loop(
     }
 }
 
+/// Syncs the journal every [`SYNC_INTERVAL`] when unsynced writes happened since the
+/// last time; ends with the store.
+fn syncer_loop(store: Weak<Inner>) {
+    loop {
+        std::thread::sleep(SYNC_INTERVAL);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        if inner.unsynced.swap(false, Ordering::AcqRel)
+            && let Err(e) = inner.db.persist(PersistMode::SyncData)
+        {
+            // fjall poisons the database after a failed sync: later writes fail too.
+            tracing::error!("failed to sync the journal: {e}");
+            inner.unsynced.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// Keyspace options for point reads at scale: bloom filters stay in memory at every
 /// level (about 1.25 bytes per key), and index blocks are partitioned, so a lookup
 /// never loads a whole multi-megabyte filter or index block of a large table (which is
@@ -460,6 +485,10 @@ impl EmbeddedStore {
         let db = Database::builder(&path)
             .cache_size(options.cache_bytes)
             .max_journaling_size(options.journal_bytes)
+            // Journal entries are short-lived (they go with the next flush, where tables
+            // are compressed anyway): compressing them cost the indexer an eighth of its
+            // time.
+            .journal_compression(fjall::CompressionType::None)
             .open()?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let mut days = BTreeMap::new();
@@ -496,6 +525,7 @@ impl EmbeddedStore {
                 index_lock: Mutex::new(()),
                 notify_lock: Mutex::new(()),
                 seq: AtomicU64::new(seq),
+                unsynced: std::sync::atomic::AtomicBool::new(false),
                 dropped_before: AtomicU64::new(0),
                 indexer: Indexer {
                     tx: Mutex::new(tx),
@@ -529,6 +559,11 @@ impl EmbeddedStore {
             .indexer_thread
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        let weak = Arc::downgrade(&store.inner);
+        std::thread::Builder::new()
+            .name("roentgen-syncer".into())
+            .spawn(move || syncer_loop(weak))
+            .map_err(|e| StoreError::Task(format!("start the syncer: {e}")))?;
         Ok(store)
     }
 
@@ -660,6 +695,7 @@ impl EmbeddedStore {
         &self,
         tenant: &TenantId,
         docs: Vec<Document>,
+        sync: bool,
     ) -> Result<WriteOutcome, StoreError> {
         if docs.is_empty() {
             return Ok(WriteOutcome::default());
@@ -680,11 +716,11 @@ impl EmbeddedStore {
             .unwrap_or_else(|e| e.into_inner());
         let seq_no = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let seq = seq_no.to_be_bytes();
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(PersistMode::SyncData));
+        let mut batch = self.inner.db.batch().durability(Some(if sync {
+            PersistMode::SyncData
+        } else {
+            PersistMode::Buffer
+        }));
         let mut day: Option<(u32, DayParts)> = None;
         for d in docs {
             let (trace, id) = (d.trace_id(), d.id());
@@ -709,6 +745,9 @@ impl EmbeddedStore {
             batch.insert(&self.inner.dirty, trace_key(&tp, t), seq);
         }
         batch.commit()?;
+        if !sync {
+            self.inner.unsynced.store(true, Ordering::Release);
+        }
         let trace_count = traces.len();
         // Notes go out in commit order (the notify lock is held from before the write
         // lock), but without the write lock, which the indexer needs to finish a round.
@@ -1159,7 +1198,16 @@ impl Store for EmbeddedStore {
         docs: Vec<Document>,
     ) -> Result<WriteOutcome, StoreError> {
         let (s, t) = (self.clone(), tenant.clone());
-        blocking(move || s.write_blocking(&t, docs)).await
+        blocking(move || s.write_blocking(&t, docs, true)).await
+    }
+
+    async fn write_unacknowledged(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (s, t) = (self.clone(), tenant.clone());
+        blocking(move || s.write_blocking(&t, docs, false)).await
     }
 
     async fn get_traces(

@@ -295,7 +295,10 @@ pub enum ConfigKind {
 ///   replaces the earlier version, which is how in-progress segments complete.
 /// - `write` returns `Ok` only once every document of the batch is durable: a crash
 ///   after `Ok` loses none of them. Documents are written verbatim; callers validate
-///   them first.
+///   them first. `write_unacknowledged` is for documents nobody waits on (UDP): once it
+///   returns they survive a crash of the process, and they reach the disk within
+///   [`embedded::SYNC_INTERVAL`] (or with the next `write`), so a power failure can lose
+///   at most that much of them — as it can lose what sits in the socket buffer.
 /// - Summaries and rollups are derived asynchronously, shortly after the write (the
 ///   embedded store waits `INDEX_DELAY` so the segments of one request are derived
 ///   together); `sync_index` waits for it. A crash before derivation loses nothing: the
@@ -315,6 +318,17 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         docs: Vec<Document>,
     ) -> Result<WriteOutcome, StoreError>;
+
+    /// Writes a batch of validated documents that no client waits on: they must
+    /// survive a crash of the process, and may reach the disk a moment later (see the
+    /// contract above). The default writes them durably.
+    async fn write_unacknowledged(
+        &self,
+        tenant: &TenantId,
+        docs: Vec<Document>,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.write(tenant, docs).await
+    }
 
     /// The documents and summaries of the given traces (unknown ids are skipped).
     async fn get_traces(
