@@ -25,7 +25,7 @@
 //!   segment's. It exists when the entry segment has finished with a positive response
 //!   time, and is client-impacting (the client waited for that chain).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::document::{Cause, Exception, Segment};
 use crate::trace::{

@@ -22,7 +22,9 @@
 //! `response_time`, `http`), and summaries without nodes, edges or root causes. The
 //! stored form is an encoding only: reading what was written gives an equal summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
 
 use serde::de::{self, MapAccess, Visitor};

@@ -1,4 +1,4 @@
-//! Binary encoding of rollup values.
+//! Binary encodings of rollup values and of a trace's graph contribution.
 //!
 //! A rollup value is read and rewritten by the indexer for every trace that touches its
 //! minute, and read by every service-graph query for every minute of its window, so it
@@ -8,7 +8,7 @@
 //! little-endian `u32`, and per bucket its value (`u32`) and count (`i64`). Values
 //! written as JSON by earlier versions (they start with `{`) are still read.
 
-use roentgen_model::Stats;
+use roentgen_model::{GraphKey, ServiceKey, Stats};
 
 const TAG: u8 = 0xB1;
 const FIXED: usize = 1 + 5 * 8 + 8 + 4;
@@ -77,6 +77,134 @@ pub(crate) fn decode_stats(v: &[u8]) -> Result<Stats, String> {
     })
 }
 
+/// One trace's graph contribution as stored in its summary record: (minute, node or
+/// edge, statistics).
+pub(crate) type GraphRows = Vec<(u64, GraphKey, Stats)>;
+
+const GRAPH_TAG: u8 = 0xB2;
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+fn put_key(out: &mut Vec<u8>, k: &ServiceKey) {
+    put_str(out, &k.name);
+    put_opt_str(out, k.kind.as_deref());
+    put_opt_str(out, k.account_id.as_deref());
+}
+
+/// Encodes a trace's graph contribution: a tag byte `0xB2`, the row count (`u32`), and
+/// per row the minute (`u64`), a flag byte and the source key when the row is an edge,
+/// the target key, and the statistics as [`encode_stats`] writes them (length first).
+/// A key is its name and two optional strings (flag byte, then length and bytes); all
+/// numbers little-endian.
+pub(crate) fn encode_graph(rows: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + rows.len() * 160);
+    out.push(GRAPH_TAG);
+    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+    for (minute, key, stats) in rows {
+        out.extend_from_slice(&minute.to_le_bytes());
+        match &key.source {
+            None => out.push(0),
+            Some(src) => {
+                out.push(1);
+                put_key(&mut out, src);
+            }
+        }
+        put_key(&mut out, &key.target);
+        let s = encode_stats(stats);
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(&s);
+    }
+    out
+}
+
+fn take_bytes<'a>(v: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], String> {
+    let end = at
+        .checked_add(n)
+        .filter(|e| *e <= v.len())
+        .ok_or_else(|| format!("graph rows cut short at byte {at}"))?;
+    let b = &v[*at..end];
+    *at = end;
+    Ok(b)
+}
+
+fn take_str(v: &[u8], at: &mut usize) -> Result<String, String> {
+    let n = u32::from_le_bytes(take::<4>(v, at)?) as usize;
+    let b = take_bytes(v, at, n)?;
+    String::from_utf8(b.to_vec()).map_err(|e| format!("graph rows: {e}"))
+}
+
+fn take_flag(v: &[u8], at: &mut usize) -> Result<bool, String> {
+    match take::<1>(v, at)? {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        [b] => Err(format!("graph rows: bad flag byte {b}")),
+    }
+}
+
+fn take_opt_str(v: &[u8], at: &mut usize) -> Result<Option<String>, String> {
+    if take_flag(v, at)? {
+        take_str(v, at).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn take_key(v: &[u8], at: &mut usize) -> Result<ServiceKey, String> {
+    Ok(ServiceKey {
+        name: take_str(v, at)?,
+        kind: take_opt_str(v, at)?,
+        account_id: take_opt_str(v, at)?,
+    })
+}
+
+/// Decodes graph rows written by [`encode_graph`] or, earlier, as JSON; empty input is
+/// no rows.
+pub(crate) fn decode_graph(v: &[u8]) -> Result<GraphRows, String> {
+    match v.first() {
+        None => return Ok(Vec::new()),
+        Some(b'[') => return serde_json::from_slice(v).map_err(|e| e.to_string()),
+        Some(&GRAPH_TAG) => {}
+        Some(_) => return Err("unknown graph rows encoding".into()),
+    }
+    let mut at = 1;
+    let n = u32::from_le_bytes(take::<4>(v, &mut at)?) as usize;
+    // Each row takes at least 8 + 1 + 4 + 2 + 4 + FIXED bytes: a count the rest cannot
+    // hold is corrupt (and must not size an allocation).
+    if n > v.len() / (19 + FIXED) {
+        return Err(format!("graph rows: count {n} exceeds the value"));
+    }
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let minute = u64::from_le_bytes(take::<8>(v, &mut at)?);
+        let source = if take_flag(v, &mut at)? {
+            Some(take_key(v, &mut at)?)
+        } else {
+            None
+        };
+        let target = take_key(v, &mut at)?;
+        let len = u32::from_le_bytes(take::<4>(v, &mut at)?) as usize;
+        let stats = decode_stats(take_bytes(v, &mut at, len)?)?;
+        rows.push((minute, GraphKey { source, target }, stats));
+    }
+    if at != v.len() {
+        return Err(format!("graph rows: {} bytes left over", v.len() - at));
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +245,61 @@ mod tests {
         let mut huge = bytes;
         huge[FIXED - 4..FIXED].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_stats(&huge).is_err());
+    }
+
+    fn key(name: &str, kind: Option<&str>) -> ServiceKey {
+        ServiceKey {
+            name: name.into(),
+            kind: kind.map(str::to_string),
+            account_id: None,
+        }
+    }
+
+    fn rows() -> GraphRows {
+        vec![
+            (
+                29_000_000,
+                GraphKey {
+                    source: None,
+                    target: key("web ☃", Some("AWS::EC2::Instance")),
+                },
+                sample(),
+            ),
+            (
+                29_000_001,
+                GraphKey {
+                    source: Some(key("web ☃", Some("AWS::EC2::Instance"))),
+                    target: ServiceKey {
+                        account_id: Some("123456789012".into()),
+                        ..key("orders", None)
+                    },
+                },
+                Stats::default(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn graph_round_trip_and_json_compatibility() {
+        let r = rows();
+        assert_eq!(decode_graph(&encode_graph(&r)), Ok(r.clone()));
+        assert_eq!(decode_graph(&encode_graph(&[])), Ok(Vec::new()));
+        assert_eq!(decode_graph(&[]), Ok(Vec::new()));
+        let json = serde_json::to_vec(&r).expect("json");
+        assert_eq!(decode_graph(&json), Ok(r));
+    }
+
+    #[test]
+    fn corrupt_graph_rows_are_errors() {
+        let bytes = encode_graph(&rows());
+        for cut in 1..bytes.len() {
+            assert!(decode_graph(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_graph(&longer).is_err());
+        let mut huge = bytes;
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_graph(&huge).is_err());
     }
 }

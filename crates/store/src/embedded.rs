@@ -371,13 +371,13 @@ fn now_seconds() -> f64 {
 
 /// Summary record value: the summary JSON (4-byte length first), the ids of the
 /// documents it was derived from (4-byte count, then 8 bytes each), then the trace's
-/// graph contribution JSON. Queries read only the summary; the ids let the indexer and
+/// graph contribution (binary, [`crate::codec::encode_graph`]; JSON in earlier records). Queries read only the summary; the ids let the indexer and
 /// `get_traces` use point reads instead of prefix scans (which cannot use bloom
 /// filters and touch every table).
 fn encode_record(stored: &StoredSummary, ids: &[u64], graph: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
     // Serializing plain data structures to a Vec cannot fail.
     let s = serde_json::to_vec(stored).unwrap_or_default();
-    let g = serde_json::to_vec(graph).unwrap_or_default();
+    let g = crate::codec::encode_graph(graph);
     let mut out = Vec::with_capacity(8 + s.len() + ids.len() * 8 + g.len());
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(&s);
@@ -429,16 +429,12 @@ fn decode_ids(ids: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-type GraphRows = Vec<(u64, GraphKey, Stats)>;
+use crate::codec::GraphRows;
 
 fn decode_record(v: &[u8]) -> Result<(StoredSummary, Vec<u64>, GraphRows), StoreError> {
     let parts = split_record(v)?;
     let stored = serde_json::from_slice(parts.summary).map_err(|e| corrupt("summary", e))?;
-    let graph = if parts.graph.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_slice(parts.graph).map_err(|e| corrupt("summary graph", e))?
-    };
+    let graph = crate::codec::decode_graph(parts.graph).map_err(|e| corrupt("summary graph", e))?;
     Ok((stored, decode_ids(parts.ids), graph))
 }
 
