@@ -1,8 +1,8 @@
 //! UDP → store ingest of ~1 KB segments through the real `roentgen serve` binary.
 //!
 //! Sends at a fixed rate for a fixed time from one thread, then waits for the server to
-//! store everything, and prints the sustained rate, the loss and the server's peak
-//! resident memory. Settings come from the environment:
+//! store everything, and prints the sustained rate, the loss, the server's peak
+//! resident memory and its CPU by thread while the load ran. Settings come from the environment:
 //! `BENCH_RATE` (segments/s, default 100000), `BENCH_SECONDS` (default 10),
 //! `BENCH_SEGMENTS_PER_TRACE` (default 5).
 //!
@@ -40,6 +40,22 @@ fn main() {
         size: 1000,
     };
     let grams = load.datagrams();
+    // Per-thread CPU of the server over the middle of the send (from 2 s in to 1 s
+    // before its end), sampled beside the sender.
+    let pid = server.pid().as_raw() as u32;
+    let sampler = std::thread::spawn(move || {
+        let window = seconds.saturating_sub(3).max(1);
+        std::thread::sleep(Duration::from_secs(2));
+        let (t0, a) = (Instant::now(), util::thread_cpu(pid));
+        std::thread::sleep(Duration::from_secs(window));
+        let (dt, b) = (t0.elapsed().as_secs_f64(), util::thread_cpu(pid));
+        b.into_iter()
+            .map(|(name, cpu)| {
+                let used = cpu - a.get(&name).copied().unwrap_or(0.0);
+                (name, used / dt)
+            })
+            .collect::<Vec<_>>()
+    });
     let start = Instant::now();
     let sent = send(udp.parse().expect("udp address"), &load, &grams).expect("send");
     let (avg, send_errors) = (sent.avg_bytes, sent.errors);
@@ -95,4 +111,15 @@ fn main() {
         stored / done_secs
     );
     println!("  peak RSS: {rss:.0} MB");
+    if let Ok(threads) = sampler.join() {
+        let total: f64 = threads.iter().map(|(_, c)| c).sum();
+        let rate_stored = stored / done_secs;
+        println!(
+            "  server CPU while sending: {total:.2} cores, {:.1} µs per stored segment",
+            total / rate_stored * 1e6
+        );
+        for (name, cores) in threads.iter().filter(|(_, c)| *c >= 0.005) {
+            println!("    {name:<18} {cores:.2} cores");
+        }
+    }
 }

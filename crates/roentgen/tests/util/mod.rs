@@ -240,6 +240,37 @@ pub fn status_mb(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system, seconds) of each thread of `pid`, summed by thread name.
+#[allow(dead_code)]
+pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    // Clock ticks are 100 per second on Linux for every architecture we run on.
+    const TICKS: f64 = 100.0;
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue;
+        };
+        // Fields after the parenthesised name; utime and stime are fields 14 and 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
+            .sum();
+        *out.entry(comm.trim().to_string()).or_insert(0.0) += ticks / TICKS;
+    }
+    out
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
