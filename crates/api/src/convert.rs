@@ -190,7 +190,8 @@ fn smallest_key() -> ServiceKey {
     }
 }
 
-/// The service graph of a window from per-minute node and edge statistics: one
+/// The service graph of a window from node and edge statistics, each row with the
+/// first and last epoch minute it saw requests in (a minute row: the same minute): one
 /// `Service` per node (with `ReferenceId`s assigned in name order), each with its
 /// outgoing edges. Nodes that only appear as an edge's end (the client, an inferred
 /// downstream without statistics of its own) are listed without statistics. `Root` is
@@ -198,7 +199,7 @@ fn smallest_key() -> ServiceKey {
 /// histogram (a node's segments' durations are their response times); bucket values are
 /// seconds. Times are clipped to `window`.
 pub fn service_graph(
-    rows: impl IntoIterator<Item = (u64, roentgen_model::GraphKey, roentgen_model::Stats)>,
+    rows: impl IntoIterator<Item = (u64, u64, roentgen_model::GraphKey, roentgen_model::Stats)>,
     window: (f64, f64),
 ) -> Vec<crate::graph::Service> {
     use std::collections::BTreeMap;
@@ -213,25 +214,28 @@ pub fn service_graph(
         seen: bool,
     }
     impl Acc {
-        fn add(&mut self, minute: u64, stats: &roentgen_model::Stats) {
+        fn add(&mut self, (first, last): (u64, u64), stats: &roentgen_model::Stats) {
             self.stats.add(stats, 1);
             if !self.seen {
-                (self.first, self.last, self.seen) = (minute, minute, true);
+                (self.first, self.last, self.seen) = (first, last, true);
             } else {
-                self.first = self.first.min(minute);
-                self.last = self.last.max(minute);
+                self.first = self.first.min(first);
+                self.last = self.last.max(last);
             }
         }
     }
     let mut nodes: BTreeMap<ServiceKey, Acc> = BTreeMap::new();
     let mut edges: BTreeMap<(ServiceKey, ServiceKey), Acc> = BTreeMap::new();
-    for (minute, key, stats) in rows {
+    for (first, last, key, stats) in rows {
         match key.source {
-            None => nodes.entry(key.target).or_default().add(minute, &stats),
+            None => nodes
+                .entry(key.target)
+                .or_default()
+                .add((first, last), &stats),
             Some(source) => edges
                 .entry((source, key.target))
                 .or_default()
-                .add(minute, &stats),
+                .add((first, last), &stats),
         }
     }
     // Every end of an edge is a node, with or without statistics of its own.

@@ -414,9 +414,15 @@ impl Stats {
         }
     }
 
-    /// True when every count is zero.
+    /// True when every count is zero (a change that only moves calls from `ok` to
+    /// `fault` has a zero `count` but is not empty).
     pub fn is_empty(&self) -> bool {
-        self.count == 0 && self.histogram.is_empty()
+        self.count == 0
+            && self.ok == 0
+            && self.error_other == 0
+            && self.throttle == 0
+            && self.fault == 0
+            && self.histogram.is_empty()
     }
 }
 

@@ -1,14 +1,15 @@
-//! `GetServiceGraph` over a 6-hour window through the real binary.
+//! `GetServiceGraph` over 6 hours and over everything loaded, through the real binary.
 //!
 //! Loads `BENCH_SEGMENTS` segments (default 500,000) into an embedded store: traces of
 //! 5 segments across `BENCH_SERVICES` services (default 50; each trace a chain of 5 of
-//! them, client → s_i → s_i+1 → …), spread over the last 6 hours so that every minute
-//! holds every node and edge. The graph's cost grows with minutes × nodes and edges,
-//! never with segments, so this many segments already fill every rollup the figure
-//! depends on. Then times `BENCH_REQUESTS` (default 100, after 10 to warm up) calls over 6 hours and prints
-//! the median and maximum.
+//! them, client → s_i → s_i+1 → …), spread over the last `BENCH_HOURS` hours (default
+//! 6; 720 for 30 days). The graph's cost grows with the rollup rows read (minutes at
+//! the window's ends, hours inside it) × nodes and edges, never with segments. Then
+//! times `BENCH_REQUESTS` calls (default 100, after 10 to warm up) over the last 6
+//! hours and, when more is loaded, over the whole span, and prints median and maximum.
 //!
 //! Run: `cargo bench -p roentgen --bench service_graph`
+//! 30 days: `BENCH_HOURS=720 BENCH_SEGMENTS=2000000 cargo bench -p roentgen --bench service_graph`
 
 #![allow(missing_docs)]
 
@@ -26,7 +27,9 @@ fn main() {
     let segments = env_or("BENCH_SEGMENTS", 500_000);
     let services = env_or("BENCH_SERVICES", 50);
     let requests = env_or("BENCH_REQUESTS", 100) as usize;
-    let window = 6 * 3600;
+    let hours = env_or("BENCH_HOURS", 6).max(1);
+    // Kept inside the default 30-day retention of `serve`.
+    let window = (hours * 3600).min(30 * 86_400 - 3600);
     let traces = segments / 5;
     let dir = tempfile::tempdir().expect("tempdir");
     let now = SystemTime::now()
@@ -78,7 +81,7 @@ fn main() {
         store.close_blocking().expect("close");
     }
     println!(
-        "service_graph: loaded {segments} segments across {services} services over 6 h in {:.1}s",
+        "service_graph: loaded {segments} segments across {services} services over {hours} h in {:.1}s",
         load.elapsed().as_secs_f64()
     );
     let server = util::Server::start_with(
@@ -87,25 +90,31 @@ fn main() {
         &["--log-level", "warn"],
     );
     let client = reqwest::blocking::Client::new();
-    let body = format!(r#"{{"StartTime":{},"EndTime":{}}}"#, now - window, now + 60);
-    let mut times = Vec::new();
-    let mut nodes = 0;
-    for _ in 0..requests + 10 {
-        let t = Instant::now();
-        let v: serde_json::Value = client
-            .post(format!("http://{}/ServiceGraph", server.http))
-            .body(body.clone())
-            .send()
-            .and_then(|r| r.json())
-            .expect("GetServiceGraph");
-        times.push(t.elapsed());
-        nodes = v["Services"].as_array().map_or(0, Vec::len);
+    let mut windows = vec![("6 h", 6 * 3600)];
+    if window > 6 * 3600 {
+        windows.push(("the whole span", window));
     }
-    let mut times = times.split_off(10);
-    times.sort();
-    println!(
-        "  GetServiceGraph over 6 h: {nodes} nodes, median {:.1} ms, max {:.1} ms",
-        times[times.len() / 2].as_secs_f64() * 1000.0,
-        times[times.len() - 1].as_secs_f64() * 1000.0
-    );
+    for (name, span) in windows {
+        let body = format!(r#"{{"StartTime":{},"EndTime":{}}}"#, now - span, now + 60);
+        let mut times = Vec::new();
+        let mut nodes = 0;
+        for _ in 0..requests + 10 {
+            let t = Instant::now();
+            let v: serde_json::Value = client
+                .post(format!("http://{}/ServiceGraph", server.http))
+                .body(body.clone())
+                .send()
+                .and_then(|r| r.json())
+                .expect("GetServiceGraph");
+            times.push(t.elapsed());
+            nodes = v["Services"].as_array().map_or(0, Vec::len);
+        }
+        let mut times = times.split_off(10);
+        times.sort();
+        println!(
+            "  GetServiceGraph over {name}: {nodes} nodes, median {:.1} ms, max {:.1} ms",
+            times[times.len() / 2].as_secs_f64() * 1000.0,
+            times[times.len() - 1].as_secs_f64() * 1000.0
+        );
+    }
 }

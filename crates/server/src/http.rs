@@ -336,9 +336,11 @@ async fn get_service_graph(
     let services = match group_filter {
         None => {
             let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
-            let rows = state.store.rollups(&state.tenant, first, last).await?;
+            // Hours inside the window are read as hour rows.
+            let rows = state.store.rollups(&state.tenant, first, last, 60).await?;
             roentgen_api::convert::service_graph(
-                rows.into_iter().map(|r| (r.minute, r.key, r.stats)),
+                rows.into_iter()
+                    .map(|r| (r.minute, r.last_minute, r.key, r.stats)),
                 (start, end),
             )
         }
@@ -386,9 +388,11 @@ async fn get_time_series_service_statistics(
     let rows: Vec<(u64, roentgen_model::GraphKey, roentgen_model::Stats)> = match group_filter {
         None => {
             let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
+            // Hour rows fall into one period when the period is whole hours.
+            let step = if period % 3600 == 0 { 60 } else { 1 };
             state
                 .store
-                .rollups(&state.tenant, first, last)
+                .rollups(&state.tenant, first, last, step)
                 .await?
                 .into_iter()
                 .map(|r| (r.minute, r.key, r.stats))
@@ -461,7 +465,7 @@ async fn get_trace_graph(
     };
     let services = roentgen_api::convert::service_graph(
         rows.into_iter()
-            .map(|((minute, key), stats)| (minute, key, stats)),
+            .map(|((minute, key), stats)| (minute, minute, key, stats)),
         (window.0.floor() - 60.0, window.1),
     );
     Ok(json(&roentgen_api::graph::GetTraceGraphResult {
@@ -486,7 +490,7 @@ async fn group_graph(
     let rows = group_rows(state, start, end, filter).await?;
     Ok(roentgen_api::convert::service_graph(
         rows.into_iter()
-            .map(|((minute, key), stats)| (minute, key, stats)),
+            .map(|((minute, key), stats)| (minute, minute, key, stats)),
         (start, end),
     ))
 }

@@ -1,4 +1,5 @@
-//! Binary encodings of rollup values and of a trace's graph contribution.
+//! Binary encodings of rollup values (minute and hour rows) and of a trace's graph
+//! contribution.
 //!
 //! A rollup value is read and rewritten by the indexer for every trace that touches its
 //! minute, and read by every service-graph query for every minute of its window, so it
@@ -75,6 +76,49 @@ pub(crate) fn decode_stats(v: &[u8]) -> Result<Stats, String> {
         total_response_time,
         histogram,
     })
+}
+
+const HOUR_TAG: u8 = 0xB3;
+
+/// Requests per minute of an hour row (index: minute of the hour).
+pub(crate) type MinuteCounts = [i64; 60];
+
+/// Encodes an hour rollup value: a tag byte `0xB3`, the number of minutes with a
+/// non-zero request count (`u8`) and per such minute its index (`u8`) and count (`i64`),
+/// then the hour's statistics as [`encode_stats`] writes them. The minute counts keep
+/// a node's first and last active minute exact when a window is read by the hour.
+pub(crate) fn encode_hour(s: &Stats, counts: &MinuteCounts) -> Vec<u8> {
+    let stats = encode_stats(s);
+    let active = counts.iter().filter(|c| **c != 0).count();
+    let mut out = Vec::with_capacity(2 + active * 9 + stats.len());
+    out.push(HOUR_TAG);
+    out.push(active as u8);
+    for (m, c) in counts.iter().enumerate().filter(|(_, c)| **c != 0) {
+        out.push(m as u8);
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    out.extend_from_slice(&stats);
+    out
+}
+
+/// Decodes an hour rollup value written by [`encode_hour`].
+pub(crate) fn decode_hour(v: &[u8]) -> Result<(Stats, MinuteCounts), String> {
+    let mut at = 0;
+    if take::<1>(v, &mut at)? != [HOUR_TAG] {
+        return Err("unknown hour rollup encoding".into());
+    }
+    let [n] = take::<1>(v, &mut at)?;
+    let mut counts = [0i64; 60];
+    for _ in 0..n {
+        let [m] = take::<1>(v, &mut at)?;
+        let c = i64::from_le_bytes(take::<8>(v, &mut at)?);
+        let slot = counts
+            .get_mut(usize::from(m))
+            .ok_or_else(|| format!("hour rollup: minute {m} out of range"))?;
+        *slot = c;
+    }
+    let stats = decode_stats(v.get(at..).unwrap_or_default())?;
+    Ok((stats, counts))
 }
 
 /// One trace's graph contribution as stored in its summary record: (minute, node or
@@ -277,6 +321,26 @@ mod tests {
                 Stats::default(),
             ),
         ]
+    }
+
+    #[test]
+    fn hour_round_trip_and_corruption() {
+        let mut counts = [0i64; 60];
+        counts[0] = 3;
+        counts[59] = -1;
+        counts[17] = 1 << 40;
+        let bytes = encode_hour(&sample(), &counts);
+        assert_eq!(decode_hour(&bytes), Ok((sample(), counts)));
+        assert_eq!(
+            decode_hour(&encode_hour(&Stats::default(), &[0; 60])),
+            Ok((Stats::default(), [0; 60]))
+        );
+        for cut in 0..bytes.len() {
+            assert!(decode_hour(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad_minute = bytes;
+        bad_minute[2] = 60;
+        assert!(decode_hour(&bad_minute).is_err());
     }
 
     #[test]

@@ -54,9 +54,12 @@ struct DayParts {
     sums: Keyspace,
     svcs: Keyspace,
     roll: Keyspace,
+    /// Hour rollups: the sums of the minute rows of each hour, so that long windows
+    /// read hours instead of minutes.
+    hour: Keyspace,
 }
 
-const PART_PREFIXES: [&str; 4] = ["docs_", "sums_", "svcs_", "roll_"];
+const PART_PREFIXES: [&str; 5] = ["docs_", "sums_", "svcs_", "roll_", "rolh_"];
 
 struct Inner {
     db: Database,
@@ -630,12 +633,54 @@ impl EmbeddedStore {
                 .max_memtable_size(16 * 1024 * 1024)
                 .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
         })?;
-        Ok(DayParts {
+        let hour_name = format!("{}{day}", PART_PREFIXES[4]);
+        // Days written before hour rollups existed get them from their minute rows.
+        let backfill = !db.keyspace_exists(&hour_name);
+        let parts = DayParts {
             docs,
             sums: ks(PART_PREFIXES[1])?,
             svcs: ks(PART_PREFIXES[2])?,
             roll: ks(PART_PREFIXES[3])?,
-        })
+            hour: ks(PART_PREFIXES[4])?,
+        };
+        if backfill {
+            Self::backfill_hours(db, &parts)?;
+        }
+        Ok(parts)
+    }
+
+    /// Writes the hour rows of a day from its minute rows.
+    fn backfill_hours(db: &Database, parts: &DayParts) -> Result<(), StoreError> {
+        let mut hours: BTreeMap<Vec<u8>, (Stats, crate::codec::MinuteCounts)> = BTreeMap::new();
+        for kv in parts.roll.iter() {
+            let (k, v) = kv.into_inner()?;
+            let n = 1 + usize::from(*k.first().unwrap_or(&0));
+            let Some(mb) = k.get(n..n + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+                continue;
+            };
+            let minute = u64::from_be_bytes(mb);
+            let mut hk = rollup_prefix(&k[..n], minute / 60 * 60);
+            hk.extend_from_slice(&k[n + 8..]);
+            let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
+            let (sum, counts) = hours
+                .entry(hk)
+                .or_insert_with(|| (Stats::default(), [0; 60]));
+            sum.add(&stats, 1);
+            counts[(minute % 60) as usize] += stats.count;
+        }
+        if hours.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            rows = hours.len(),
+            "writing hour rollups from minute rollups"
+        );
+        let mut batch = db.batch().durability(Some(PersistMode::SyncData));
+        for (k, (stats, counts)) in hours {
+            batch.insert(&parts.hour, k, crate::codec::encode_hour(&stats, &counts));
+        }
+        batch.commit()?;
+        Ok(())
     }
 
     fn day(&self, day: u32) -> Option<DayParts> {
@@ -886,7 +931,9 @@ impl EmbeddedStore {
             batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
-        // is safe.
+        // is safe. Each minute's change goes to its hour row too.
+        type HourDelta = (Stats, crate::codec::MinuteCounts);
+        let mut hour_deltas: BTreeMap<(Vec<u8>, u64, Vec<u8>), HourDelta> = BTreeMap::new();
         for ((tp, minute, key), delta) in deltas {
             if delta.is_empty() && delta.total_response_time == 0.0 {
                 continue;
@@ -894,7 +941,8 @@ impl EmbeddedStore {
             let parts = self.day_or_create(day_of(minute * 60))?;
             let mut rk = rollup_prefix(&tp, minute);
             // Serializing a plain struct cannot fail.
-            rk.extend_from_slice(&serde_json::to_vec(&key).unwrap_or_default());
+            let key_bytes = serde_json::to_vec(&key).unwrap_or_default();
+            rk.extend_from_slice(&key_bytes);
             let mut cur: Stats = match parts.roll.get(&rk)? {
                 Some(v) => crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?,
                 None => Stats::default(),
@@ -904,6 +952,29 @@ impl EmbeddedStore {
                 batch.remove(&parts.roll, rk);
             } else {
                 batch.insert(&parts.roll, rk, crate::codec::encode_stats(&cur));
+            }
+            let (sum, counts) = hour_deltas
+                .entry((tp, minute / 60 * 60, key_bytes))
+                .or_insert_with(|| (Stats::default(), [0; 60]));
+            sum.add(&delta, 1);
+            counts[(minute % 60) as usize] += delta.count;
+        }
+        for ((tp, hour, key_bytes), (delta, delta_counts)) in hour_deltas {
+            let parts = self.day_or_create(day_of(hour * 60))?;
+            let mut hk = rollup_prefix(&tp, hour);
+            hk.extend_from_slice(&key_bytes);
+            let (mut cur, mut counts) = match parts.hour.get(&hk)? {
+                Some(v) => crate::codec::decode_hour(&v).map_err(|e| corrupt("rollup", e))?,
+                None => (Stats::default(), [0; 60]),
+            };
+            cur.add(&delta, 1);
+            for (c, d) in counts.iter_mut().zip(delta_counts) {
+                *c += d;
+            }
+            if cur.is_empty() && counts.iter().all(|c| *c == 0) {
+                batch.remove(&parts.hour, hk);
+            } else {
+                batch.insert(&parts.hour, hk, crate::codec::encode_hour(&cur, &counts));
             }
         }
         // A marker rewritten by a write since it was read stays: that write's documents
@@ -1101,26 +1172,64 @@ impl EmbeddedStore {
         Ok(page)
     }
 
+    /// Rollup rows of `[start_minute, end_minute]`: minute rows, or with `step >= 60`
+    /// hour rows for the hours wholly inside the window and minute rows at its ends.
     fn rollups_blocking(
         &self,
         tenant: &TenantId,
         start_minute: u64,
         end_minute: u64,
+        step: u64,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let tp = tenant.prefix();
         let mut rows = Vec::new();
         // A window holds the same few hundred nodes and edges in every minute: decode
         // each distinct key once.
         let mut keys: HashMap<Vec<u8>, GraphKey> = HashMap::new();
-        let lo_day = day_of(start_minute * 60);
-        let hi_day = day_of(end_minute * 60);
+        let (first_hour, end_hour) = (start_minute.div_ceil(60) * 60, (end_minute + 1) / 60 * 60);
+        if step < 60 || first_hour >= end_hour {
+            self.scan_rollups(&tp, start_minute, end_minute, false, &mut keys, &mut rows)?;
+            return Ok(rows);
+        }
+        if start_minute < first_hour {
+            self.scan_rollups(
+                &tp,
+                start_minute,
+                first_hour - 1,
+                false,
+                &mut keys,
+                &mut rows,
+            )?;
+        }
+        self.scan_rollups(&tp, first_hour, end_hour - 60, true, &mut keys, &mut rows)?;
+        if end_hour <= end_minute {
+            self.scan_rollups(&tp, end_hour, end_minute, false, &mut keys, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    /// Appends the minute rows (or, with `hours`, the hour rows keyed by their first
+    /// minute) of `[lo_minute, hi_minute]` to `rows`.
+    fn scan_rollups(
+        &self,
+        tp: &[u8],
+        lo_minute: u64,
+        hi_minute: u64,
+        hours: bool,
+        keys: &mut HashMap<Vec<u8>, GraphKey>,
+        rows: &mut Vec<RollupRow>,
+    ) -> Result<(), StoreError> {
+        let lo_day = day_of(lo_minute * 60);
+        let hi_day = day_of(hi_minute * 60);
         for (_, parts) in self.days_between(lo_day, hi_day).into_iter().rev() {
-            let lo = rollup_prefix(&tp, start_minute);
-            let hi = rollup_prefix(&tp, end_minute.saturating_add(1));
-            for kv in parts.roll.range(lo..hi) {
+            let lo = rollup_prefix(tp, lo_minute);
+            let hi = rollup_prefix(tp, hi_minute.saturating_add(1));
+            let keyspace = if hours { &parts.hour } else { &parts.roll };
+            for kv in keyspace.range(lo..hi) {
                 let (k, v) = kv.into_inner()?;
                 let mut mb = [0u8; 8];
                 mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
+                let minute = u64::from_be_bytes(mb);
                 let raw_key = &k[tp.len() + 8..];
                 let key = match keys.get(raw_key) {
                     Some(key) => key.clone(),
@@ -1131,15 +1240,28 @@ impl EmbeddedStore {
                         key
                     }
                 };
-                let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
-                rows.push(RollupRow {
-                    minute: u64::from_be_bytes(mb),
-                    key,
-                    stats,
-                });
+                let row = if hours {
+                    let (stats, counts) =
+                        crate::codec::decode_hour(&v).map_err(|e| corrupt("rollup", e))?;
+                    let active = |i: Option<usize>| minute + i.unwrap_or(0) as u64;
+                    RollupRow {
+                        minute: active(counts.iter().position(|c| *c > 0)),
+                        last_minute: active(counts.iter().rposition(|c| *c > 0)),
+                        key,
+                        stats,
+                    }
+                } else {
+                    RollupRow {
+                        minute,
+                        last_minute: minute,
+                        key,
+                        stats: crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?,
+                    }
+                };
+                rows.push(row);
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
     fn drop_before_blocking(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
@@ -1169,7 +1291,7 @@ impl EmbeddedStore {
         };
         let mut dropped = Vec::new();
         for (day, parts) in expired {
-            for ks in [parts.docs, parts.sums, parts.svcs, parts.roll] {
+            for ks in [parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour] {
                 self.inner.db.delete_keyspace(ks)?;
             }
             dropped.push(day);
@@ -1229,9 +1351,10 @@ impl Store for EmbeddedStore {
         tenant: &TenantId,
         start_minute: u64,
         end_minute: u64,
+        step: u64,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let (s, t) = (self.clone(), tenant.clone());
-        blocking(move || s.rollups_blocking(&t, start_minute, end_minute)).await
+        blocking(move || s.rollups_blocking(&t, start_minute, end_minute, step)).await
     }
 
     async fn put_config(

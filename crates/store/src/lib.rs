@@ -259,14 +259,18 @@ pub struct StoredTrace {
     pub summary: Option<StoredSummary>,
 }
 
-/// A row of the per-minute service-graph rollups.
+/// A row of the service-graph rollups: one minute, or (see [`Store::rollups`]) one
+/// hour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollupRow {
-    /// Epoch minute.
+    /// Epoch minute of the row; for an hour row, the hour's first minute with requests
+    /// (the hour's first minute when none had any).
     pub minute: u64,
+    /// The last minute with requests the row covers (`minute` for a minute row).
+    pub last_minute: u64,
     /// Node or edge.
     pub key: GraphKey,
-    /// Statistics of that minute.
+    /// Statistics of that minute (or hour).
     pub stats: Stats,
 }
 
@@ -345,11 +349,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SummaryPage, StoreError>;
 
     /// Rollup rows for minutes in `[start_minute, end_minute]`.
+    ///
+    /// With `step` 1 every row is one minute. With `step` 60 or more the hours that lie
+    /// wholly inside the window come as one row each (all of an hour's statistics fall
+    /// into one period of any multiple of 60 minutes), so a long window costs hours ×
+    /// nodes and edges instead of minutes × nodes and edges.
     async fn rollups(
         &self,
         tenant: &TenantId,
         start_minute: u64,
         end_minute: u64,
+        step: u64,
     ) -> Result<Vec<RollupRow>, StoreError>;
 
     /// Stores a configuration record (replacing one of the same name).

@@ -374,7 +374,7 @@ async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
         .await
         .expect("rewrite is idempotent");
     let m = u64::from(T0) / 60;
-    let rows = store.rollups(&t, m - 1, m + 1).await.expect("rollups");
+    let rows = store.rollups(&t, m - 1, m + 1, 1).await.expect("rollups");
     let find = |src: Option<&str>, dst: &str| {
         rows.iter()
             .filter(|r| {
@@ -393,6 +393,104 @@ async fn rollups_are_exact_in_any_order<S: Store>(store: S) {
         .map(|r| r.stats.count)
         .sum();
     assert_eq!(inferred, 0, "{rows:?}");
+}
+
+/// Per key: (count, faults, first minute, last minute) over a window's rows.
+type Totals = std::collections::BTreeMap<(Option<String>, String), (i64, i64, u64, u64)>;
+
+fn totals(rows: &[roentgen_store::RollupRow]) -> Totals {
+    let mut out = Totals::new();
+    for r in rows {
+        let k = (
+            r.key.source.as_ref().map(|s| s.name.clone()),
+            r.key.target.name.clone(),
+        );
+        let e = out.entry(k).or_insert((0, 0, u64::MAX, 0));
+        e.0 += r.stats.count;
+        e.1 += r.stats.fault;
+        e.2 = e.2.min(r.minute);
+        e.3 = e.3.max(r.last_minute);
+    }
+    out
+}
+
+/// Traces in minutes across three hours: reading by the hour gives the same totals and
+/// the same first and last minutes as reading by the minute, for any window, also
+/// after a trace is re-derived with a fault and another moves out of an hour's edge.
+async fn hour_rollups_match_minute_rollups<S: Store>(store: S) {
+    let t = TenantId::default();
+    // An hour-aligned base, so the windows below cut hours in known places.
+    let base = T0 / 3600 * 3600;
+    let offsets = [
+        5 * 60,
+        59 * 60 + 30,
+        60 * 60,
+        61 * 60 + 10,
+        119 * 60,
+        150 * 60,
+        179 * 60,
+    ];
+    let mut docs = Vec::new();
+    for (i, off) in offsets.iter().enumerate() {
+        let at = base + off;
+        let tid = trace(100 + i as u32, at);
+        let a = f64::from(at);
+        let (svc, down) = if i % 2 == 0 {
+            ("web", "api")
+        } else {
+            ("web", "db")
+        };
+        docs.push(seg(&tid, 1, svc, None, a, Some(a + 0.5), ""));
+        docs.push(seg(&tid, 2, down, Some(1), a + 0.1, Some(a + 0.3), ""));
+    }
+    store.write(&t, docs).await.expect("write");
+    store.sync_index().await.expect("index");
+    // Re-derivation: one trace's callee faults later.
+    let late = trace(102, base + 60 * 60);
+    let a = f64::from(base + 60 * 60);
+    store
+        .write(
+            &t,
+            vec![seg(
+                &late,
+                2,
+                "api",
+                Some(1),
+                a + 0.1,
+                Some(a + 0.3),
+                ",\"fault\":true",
+            )],
+        )
+        .await
+        .expect("rewrite");
+    store.sync_index().await.expect("index");
+    let m0 = u64::from(base) / 60;
+    for (lo, hi) in [
+        (m0, m0 + 179),
+        (m0 + 3, m0 + 150),
+        (m0 + 59, m0 + 120),
+        (m0, m0 + 59),
+        (m0 + 5, m0 + 20),
+    ] {
+        let minutes = store.rollups(&t, lo, hi, 1).await.expect("minute rows");
+        let hours = store.rollups(&t, lo, hi, 60).await.expect("hour rows");
+        assert!(!minutes.is_empty(), "window {lo}..{hi}");
+        assert_eq!(totals(&minutes), totals(&hours), "window {lo}..{hi}");
+        assert!(minutes.iter().all(|r| r.minute == r.last_minute));
+    }
+    let all = store.rollups(&t, m0, m0 + 179, 60).await.expect("rows");
+    assert!(
+        all.len()
+            < store
+                .rollups(&t, m0, m0 + 179, 1)
+                .await
+                .expect("rows")
+                .len()
+    );
+    let faults: i64 = all.iter().map(|r| r.stats.fault).sum();
+    // The callee's node (the edge is counted from the caller's side, which did not
+    // fault): a change of status alone (ok → fault, same count) reaches both tiers.
+    assert_eq!(faults, 1, "the re-derived fault counts once: {all:?}");
 }
 
 async fn retention_drops_whole_days<S: Store>(store: S) {
@@ -517,9 +615,58 @@ embedded!(
     filter_expressions_narrow_and_match,
     tenants_are_isolated,
     rollups_are_exact_in_any_order,
+    hour_rollups_match_minute_rollups,
     retention_drops_whole_days,
     config_records,
 );
+
+/// A day written before hour rollups existed gets them from its minute rows on open.
+#[test]
+fn embedded_backfills_hour_rollups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let t = TenantId::default();
+    let base = T0 / 3600 * 3600;
+    let m0 = u64::from(base) / 60;
+    let before = {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let docs = (0..6u32)
+            .map(|i| {
+                let at = base + i * 1500;
+                let a = f64::from(at);
+                seg(&trace(200 + i, at), 1, "web", None, a, Some(a + 1.0), "")
+            })
+            .collect();
+        rt.block_on(store.write(&t, docs)).expect("write");
+        rt.block_on(store.sync_index()).expect("index");
+        let rows = rt
+            .block_on(store.rollups(&t, m0, m0 + 179, 1))
+            .expect("rows");
+        rt.block_on(store.close()).expect("close");
+        totals(&rows)
+    };
+    {
+        // What an older version left behind: minute rows only.
+        let db = fjall::Database::builder(dir.path())
+            .open()
+            .expect("raw open");
+        let day = base / 86_400;
+        let hours = db
+            .keyspace(
+                &format!("rolh_{day}"),
+                fjall::KeyspaceCreateOptions::default,
+            )
+            .expect("hour keyspace");
+        db.delete_keyspace(hours).expect("delete");
+    }
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
+    let hours = rt
+        .block_on(store.rollups(&t, m0, m0 + 179, 60))
+        .expect("rows");
+    assert_eq!(totals(&hours), before);
+    // 6 traces in 6 minutes over 3 hours: 12 minute rows, 6 hour rows.
+    assert_eq!(hours.len(), 6, "read as hour rows: {hours:?}");
+}
 
 #[test]
 fn embedded_survives_reopen() {
