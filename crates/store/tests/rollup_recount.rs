@@ -110,9 +110,12 @@ fn recount(docs: &[Document]) -> Recount {
     out
 }
 
+/// Every count of a row, histogram included (response-time sums are floats and left out).
+type Counts = (i64, i64, i64, i64, i64, BTreeMap<u32, i64>);
+
 fn counts(
     rows: impl IntoIterator<Item = (u64, GraphKey, Stats)>,
-) -> BTreeMap<(u64, GraphKey), (i64, i64, i64, i64, i64, BTreeMap<u32, i64>)> {
+) -> BTreeMap<(u64, GraphKey), Counts> {
     let mut out: BTreeMap<(u64, GraphKey), Stats> = BTreeMap::new();
     for (m, k, s) in rows {
         out.entry((m, k)).or_default().add(&s, 1);
