@@ -336,8 +336,12 @@ async fn get_service_graph(
     let services = match group_filter {
         None => {
             let (first, last) = (start.max(0.0) as u64 / 60, end.max(0.0) as u64 / 60);
-            // Hours inside the window are read as hour rows.
-            let rows = state.store.rollups(&state.tenant, first, last, 60).await?;
+            // One row per node and edge, summed by the store (from hour rows inside the
+            // window).
+            let rows = state
+                .store
+                .rollups(&state.tenant, first, last, u64::MAX)
+                .await?;
             roentgen_api::convert::service_graph(
                 rows.into_iter()
                     .map(|r| (r.minute, r.last_minute, r.key, r.stats)),

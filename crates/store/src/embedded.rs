@@ -315,6 +315,56 @@ fn indexer_loop(
     }
 }
 
+/// Where rollup rows go while a window is read: a list, or one row per node and edge.
+struct RollupSink {
+    merge: bool,
+    /// A window holds the same few hundred nodes and edges in every minute: each
+    /// distinct key is decoded once.
+    keys: HashMap<Vec<u8>, GraphKey>,
+    rows: Vec<RollupRow>,
+    merged: HashMap<Vec<u8>, RollupRow>,
+}
+
+impl RollupSink {
+    fn push(
+        &mut self,
+        raw_key: &[u8],
+        first: u64,
+        last: u64,
+        stats: Stats,
+    ) -> Result<(), StoreError> {
+        if self.merge
+            && let Some(row) = self.merged.get_mut(raw_key)
+        {
+            row.stats.add(&stats, 1);
+            row.minute = row.minute.min(first);
+            row.last_minute = row.last_minute.max(last);
+            return Ok(());
+        }
+        let key = match self.keys.get(raw_key) {
+            Some(key) => key.clone(),
+            None => {
+                let key: GraphKey =
+                    serde_json::from_slice(raw_key).map_err(|e| corrupt("rollup key", e))?;
+                self.keys.insert(raw_key.to_vec(), key.clone());
+                key
+            }
+        };
+        let row = RollupRow {
+            minute: first,
+            last_minute: last,
+            key,
+            stats,
+        };
+        if self.merge {
+            self.merged.insert(raw_key.to_vec(), row);
+        } else {
+            self.rows.push(row);
+        }
+        Ok(())
+    }
+}
+
 /// Syncs the journal every [`SYNC_INTERVAL`] when unsynced writes happened since the
 /// last time; ends with the store.
 fn syncer_loop(store: Weak<Inner>) {
@@ -1172,8 +1222,9 @@ impl EmbeddedStore {
         Ok(page)
     }
 
-    /// Rollup rows of `[start_minute, end_minute]`: minute rows, or with `step >= 60`
-    /// hour rows for the hours wholly inside the window and minute rows at its ends.
+    /// Rollup rows of `[start_minute, end_minute]`: minute rows; with `step >= 60`
+    /// hour rows for the hours wholly inside the window and minute rows at its ends;
+    /// with `step` beyond the window, one row per node and edge.
     fn rollups_blocking(
         &self,
         tenant: &TenantId,
@@ -1182,42 +1233,41 @@ impl EmbeddedStore {
         step: u64,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let tp = tenant.prefix();
-        let mut rows = Vec::new();
-        // A window holds the same few hundred nodes and edges in every minute: decode
-        // each distinct key once.
-        let mut keys: HashMap<Vec<u8>, GraphKey> = HashMap::new();
+        let merge = step > end_minute.saturating_sub(start_minute);
+        let mut sink = RollupSink {
+            merge,
+            keys: HashMap::new(),
+            rows: Vec::new(),
+            merged: HashMap::new(),
+        };
         let (first_hour, end_hour) = (start_minute.div_ceil(60) * 60, (end_minute + 1) / 60 * 60);
         if step < 60 || first_hour >= end_hour {
-            self.scan_rollups(&tp, start_minute, end_minute, false, &mut keys, &mut rows)?;
-            return Ok(rows);
+            self.scan_rollups(&tp, start_minute, end_minute, false, &mut sink)?;
+        } else {
+            if start_minute < first_hour {
+                self.scan_rollups(&tp, start_minute, first_hour - 1, false, &mut sink)?;
+            }
+            self.scan_rollups(&tp, first_hour, end_hour - 60, true, &mut sink)?;
+            if end_hour <= end_minute {
+                self.scan_rollups(&tp, end_hour, end_minute, false, &mut sink)?;
+            }
         }
-        if start_minute < first_hour {
-            self.scan_rollups(
-                &tp,
-                start_minute,
-                first_hour - 1,
-                false,
-                &mut keys,
-                &mut rows,
-            )?;
-        }
-        self.scan_rollups(&tp, first_hour, end_hour - 60, true, &mut keys, &mut rows)?;
-        if end_hour <= end_minute {
-            self.scan_rollups(&tp, end_hour, end_minute, false, &mut keys, &mut rows)?;
-        }
-        Ok(rows)
+        Ok(if merge {
+            sink.merged.into_values().collect()
+        } else {
+            sink.rows
+        })
     }
 
-    /// Appends the minute rows (or, with `hours`, the hour rows keyed by their first
-    /// minute) of `[lo_minute, hi_minute]` to `rows`.
+    /// Passes the minute rows (or, with `hours`, the hour rows) of
+    /// `[lo_minute, hi_minute]` to `sink`.
     fn scan_rollups(
         &self,
         tp: &[u8],
         lo_minute: u64,
         hi_minute: u64,
         hours: bool,
-        keys: &mut HashMap<Vec<u8>, GraphKey>,
-        rows: &mut Vec<RollupRow>,
+        sink: &mut RollupSink,
     ) -> Result<(), StoreError> {
         let lo_day = day_of(lo_minute * 60);
         let hi_day = day_of(hi_minute * 60);
@@ -1230,35 +1280,20 @@ impl EmbeddedStore {
                 let mut mb = [0u8; 8];
                 mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
                 let minute = u64::from_be_bytes(mb);
-                let raw_key = &k[tp.len() + 8..];
-                let key = match keys.get(raw_key) {
-                    Some(key) => key.clone(),
-                    None => {
-                        let key: GraphKey = serde_json::from_slice(raw_key)
-                            .map_err(|e| corrupt("rollup key", e))?;
-                        keys.insert(raw_key.to_vec(), key.clone());
-                        key
-                    }
-                };
-                let row = if hours {
+                let (first, last, stats) = if hours {
                     let (stats, counts) =
                         crate::codec::decode_hour(&v).map_err(|e| corrupt("rollup", e))?;
                     let active = |i: Option<usize>| minute + i.unwrap_or(0) as u64;
-                    RollupRow {
-                        minute: active(counts.iter().position(|c| *c > 0)),
-                        last_minute: active(counts.iter().rposition(|c| *c > 0)),
-                        key,
+                    (
+                        active(counts.iter().position(|c| *c > 0)),
+                        active(counts.iter().rposition(|c| *c > 0)),
                         stats,
-                    }
+                    )
                 } else {
-                    RollupRow {
-                        minute,
-                        last_minute: minute,
-                        key,
-                        stats: crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?,
-                    }
+                    let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
+                    (minute, minute, stats)
                 };
-                rows.push(row);
+                sink.push(&k[tp.len() + 8..], first, last, stats)?;
             }
         }
         Ok(())

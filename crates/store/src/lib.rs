@@ -353,7 +353,8 @@ pub trait Store: Send + Sync + 'static {
     /// With `step` 1 every row is one minute. With `step` 60 or more the hours that lie
     /// wholly inside the window come as one row each (all of an hour's statistics fall
     /// into one period of any multiple of 60 minutes), so a long window costs hours ×
-    /// nodes and edges instead of minutes × nodes and edges.
+    /// nodes and edges instead of minutes × nodes and edges. With `step` longer than the
+    /// window (`u64::MAX`), each node and edge comes once, summed over the window.
     async fn rollups(
         &self,
         tenant: &TenantId,

@@ -478,6 +478,16 @@ async fn hour_rollups_match_minute_rollups<S: Store>(store: S) {
         assert_eq!(totals(&minutes), totals(&hours), "window {lo}..{hi}");
         assert!(minutes.iter().all(|r| r.minute == r.last_minute));
     }
+    for (lo, hi) in [(m0, m0 + 179), (m0 + 3, m0 + 150), (m0 + 10, m0 + 70)] {
+        let minutes = store.rollups(&t, lo, hi, 1).await.expect("minute rows");
+        let merged = store
+            .rollups(&t, lo, hi, u64::MAX)
+            .await
+            .expect("merged rows");
+        assert_eq!(totals(&minutes), totals(&merged), "window {lo}..{hi}");
+        let keys: BTreeSet<_> = merged.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(keys.len(), merged.len(), "one row per key");
+    }
     let all = store.rollups(&t, m0, m0 + 179, 60).await.expect("rows");
     assert!(
         all.len()
