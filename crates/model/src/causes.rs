@@ -122,7 +122,7 @@ impl<'a, 'b> Tree<'a, 'b> {
         }
         let mut exceptions = HashMap::new();
         for e in ents {
-            if let Some(Cause::Details(d)) = &e.seg.cause {
+            if let Some(Cause::Details(d)) = e.seg.cause.as_deref() {
                 for x in &d.exceptions {
                     if let Some(id) = x.id.as_deref() {
                         exceptions.entry(id).or_insert(x);
@@ -147,7 +147,7 @@ impl<'a, 'b> Tree<'a, 'b> {
     }
 
     fn exceptions_of(&self, seg: &Segment) -> Vec<RootCauseException> {
-        match &seg.cause {
+        match seg.cause.as_deref() {
             Some(Cause::Details(d)) => d.exceptions.iter().map(exception).collect(),
             Some(Cause::Reference(id)) => self
                 .exceptions

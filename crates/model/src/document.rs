@@ -237,13 +237,13 @@ pub struct Segment {
     /// mean an in-process block.
     pub namespace: Option<String>,
     /// HTTP request and response.
-    pub http: Option<Http>,
+    pub http: Option<Box<Http>>,
     /// AWS resource data.
-    pub aws: Option<Aws>,
+    pub aws: Option<Box<Aws>>,
     /// SQL query data.
-    pub sql: Option<Sql>,
+    pub sql: Option<Box<Sql>>,
     /// Application version data.
-    pub service: Option<Service>,
+    pub service: Option<Box<Service>>,
     /// Client error (4xx).
     #[serde(default)]
     pub error: bool,
@@ -254,7 +254,7 @@ pub struct Segment {
     #[serde(default)]
     pub fault: bool,
     /// Exceptions.
-    pub cause: Option<Cause>,
+    pub cause: Option<Box<Cause>>,
     /// Indexed key/values.
     #[serde(default)]
     pub annotations: BTreeMap<String, AnnotationValue>,
@@ -284,7 +284,7 @@ impl Segment {
 
     /// HTTP response status, if any.
     pub fn http_status(&self) -> Option<u16> {
-        self.http.as_ref()?.response.as_ref()?.status
+        self.http.as_deref()?.response.as_ref()?.status
     }
 
     /// This segment and every embedded subsegment, depth first.
@@ -297,6 +297,9 @@ impl Segment {
         })
     }
 }
+
+// The typed view is held for every queued and indexed document: the large optional
+// parts are boxed so that a segment without them stays small.
 
 /// A validated document: the verbatim JSON and the typed view of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -573,7 +576,7 @@ fn check_entity(
     for (i, p) in seg.precursor_ids.iter().enumerate() {
         check_id(&prefix, &format!("precursor_ids[{i}]"), p)?;
     }
-    match &seg.cause {
+    match seg.cause.as_deref() {
         Some(Cause::Reference(r)) => {
             check_id(&prefix, "cause", r)?;
         }

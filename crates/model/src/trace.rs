@@ -46,7 +46,7 @@ impl ServiceKey {
         Self {
             name: s.name.clone().unwrap_or_default(),
             kind: s.origin.clone(),
-            account_id: s.aws.as_ref().and_then(|a| a.account_id.clone()),
+            account_id: s.aws.as_deref().and_then(|a| a.account_id.clone()),
         }
     }
 
@@ -54,7 +54,11 @@ impl ServiceKey {
         let name = s.name.clone().unwrap_or_default();
         let kind = match s.namespace.as_deref() {
             Some("aws") => {
-                if s.aws.as_ref().and_then(|a| a.table_name.as_ref()).is_some() {
+                if s.aws
+                    .as_deref()
+                    .and_then(|a| a.table_name.as_ref())
+                    .is_some()
+                {
                     format!("AWS::{name}::Table")
                 } else {
                     format!("AWS::{name}")
@@ -65,7 +69,7 @@ impl ServiceKey {
         Self {
             name,
             kind: Some(kind),
-            account_id: s.aws.as_ref().and_then(|a| a.account_id.clone()),
+            account_id: s.aws.as_deref().and_then(|a| a.account_id.clone()),
         }
     }
 }
@@ -181,7 +185,7 @@ impl CallStatus {
             fault: seg.fault,
             in_progress: seg.end_time.is_none(),
             response_time: seg.response_time(),
-            http: seg.http.as_ref().map(HttpSummary::of),
+            http: seg.http.as_deref().map(HttpSummary::of),
         }
     }
 
@@ -481,7 +485,7 @@ impl<'a> KeyRef<'a> {
         Self {
             name: s.name.as_deref().unwrap_or_default(),
             kind: s.origin.as_deref().map(Cow::Borrowed),
-            account_id: s.aws.as_ref().and_then(|a| a.account_id.as_deref()),
+            account_id: s.aws.as_deref().and_then(|a| a.account_id.as_deref()),
         }
     }
 
@@ -489,7 +493,11 @@ impl<'a> KeyRef<'a> {
         let name = s.name.as_deref().unwrap_or_default();
         let kind = match s.namespace.as_deref() {
             Some("aws") => {
-                if s.aws.as_ref().and_then(|a| a.table_name.as_ref()).is_some() {
+                if s.aws
+                    .as_deref()
+                    .and_then(|a| a.table_name.as_ref())
+                    .is_some()
+                {
                     Cow::Owned(format!("AWS::{name}::Table"))
                 } else {
                     Cow::Owned(format!("AWS::{name}"))
@@ -500,7 +508,7 @@ impl<'a> KeyRef<'a> {
         Self {
             name,
             kind: Some(kind),
-            account_id: s.aws.as_ref().and_then(|a| a.account_id.as_deref()),
+            account_id: s.aws.as_deref().and_then(|a| a.account_id.as_deref()),
         }
     }
 
@@ -1050,7 +1058,9 @@ pub fn derive(trace_id: TraceId, docs: &[&Segment]) -> Option<Derived> {
         .collect();
 
     let root_seg = root.map(|r| docs[r]);
-    let http = root_seg.and_then(|r| r.http.as_ref()).map(HttpSummary::of);
+    let http = root_seg
+        .and_then(|r| r.http.as_deref())
+        .map(HttpSummary::of);
     let summary = TraceSummary {
         trace_id,
         start_time: start,
