@@ -26,28 +26,33 @@
 //!    alternates between 2 and 3 from one report to the next). θ changes every minute,
 //!    so over time each client gets the extra request in proportion to the fraction of
 //!    its share, and clients whose share is below one request per second take turns.
-//! 4. **Never more than the reservoir.** A ledger keeps, per client, the quota it holds
-//!    until its TTL. A client gets its allocation, but never more than the others'
-//!    quotas in force leave of the reservoir: the quotas add up to at most
-//!    `ReservoirSize` in every second. A quota that shrinks still counts at its old size
-//!    until the end of the second it shrank in, because the client may have used it
-//!    already in that second. (A client whose allocation grows before the others have
-//!    reported their shrunk ones gets the rest at its next report.)
+//! 4. **Never more than the reservoir.** An SDK counts per second what it takes from its
+//!    quota and what it borrows, separately: in one second it can trace the largest
+//!    quota it held in that second, plus one if it borrowed. A ledger keeps that bound
+//!    per client for the current second and for the seconds after, from the answers
+//!    given (a quota holds until its TTL), and a client gets its allocation only as far
+//!    as the others leave room in both: the reservoir is never exceeded by the clients
+//!    the service knows of. So a quota that shrinks still counts at its old size until
+//!    the end of the second it shrank in, and a client that borrowed in the second of
+//!    its report counts that one too (a client whose allocation grows before the others
+//!    have reported their smaller ones gets the rest at its next report).
 //! 5. **Slow start.** A quota is at most twice the client's previous one (at least 2), so
 //!    the first client to report after a restart cannot take the whole reservoir while
 //!    the others, not yet known, are still borrowing.
-//! 6. **Clients that get nothing.** A client that reported no requests gets
-//!    `ReservoirQuota` 0 with a TTL that lapses at the end of the current second: it
-//!    holds no quota, so when requests come it borrows one per second, as the SDKs do
-//!    before their first report, until its next report gives it a share. A client with
-//!    demand whose allocation is 0 this minute (its share is below one request per
-//!    second, or there are more clients than requests per second in the reservoir), or
-//!    that finds the reservoir taken by quotas in force, gets `ReservoirQuota` 0 until
-//!    the TTL: it traces at the fixed rate. Letting it borrow instead would trace up to
-//!    one request per second per such client on top of the reservoir, which AWS
-//!    documents as applying to all services using the rule collectively; with the
-//!    `Default` rule (1 per second) and a fleet of 100 instances that would be 100
-//!    per second.
+//! 6. **Clients that get nothing.** A client that gets no quota is left to borrow, as
+//!    the SDKs do, whenever one request per second from the next second on fits: it gets
+//!    `ReservoirQuota` 0 with a TTL that lapses at the end of the current second, so it
+//!    holds no quota and borrows, and the ledger counts that one. That is the answer for
+//!    a client whose allocation the current second cannot hold yet (it gets its quota at
+//!    its next report), for a client without allocation when part of the reservoir is
+//!    claimed by nobody's allocation nor quota, and always for a client that reported
+//!    no requests (without counting: it borrows only if requests come, until its next
+//!    report gives it a share). Otherwise, when the allocations take the whole
+//!    reservoir, a client whose allocation is 0 this minute gets `ReservoirQuota` 0
+//!    until the TTL and traces at the fixed rate until its turn: letting it borrow would
+//!    trace up to one request per second per such client on top of the reservoir, which
+//!    AWS documents as applying to all services using the rule collectively (with the
+//!    `Default` rule, 1 per second, a fleet of 100 instances would trace 100 per second).
 //! 7. **Rules without a reservoir** (`ReservoirSize` 0) answer quota 0 with a full TTL,
 //!    as AWS does.
 //!
@@ -136,11 +141,10 @@ impl fmt::Display for ClientId {
 pub enum Grant {
     /// A quota of one or more requests per second.
     Quota,
-    /// No quota (one that lapses this second): the client reported no requests, and
-    /// borrows if requests come.
+    /// No quota (a zero one that lapses this second): the client borrows one request
+    /// per second, as the SDKs do without a quota.
     Borrow,
-    /// A zero quota until the TTL: the client's allocation is 0 this minute, or the
-    /// other clients' quotas take the whole reservoir.
+    /// A zero quota until the TTL: the other clients' quotas take the whole reservoir.
     Zero,
     /// A zero quota: the rule has no reservoir.
     NoReservoir,
@@ -207,9 +211,14 @@ struct RuleQuotas {
     index: HashMap<ClientId, usize>,
     /// Σ demand of `clients`.
     demand: f64,
-    /// Σ `counted` of `clients`: what the quotas in force allow this second.
-    committed: u64,
-    /// The second allocations and `committed` were last computed for.
+    /// Σ `counted_now` of `clients`: the most they may trace in the current second.
+    committed_now: u64,
+    /// Σ `counted_next` of `clients`: the most they may trace in any later second, as
+    /// things stand.
+    committed_next: u64,
+    /// Σ `claimed` of `clients`.
+    claimed: u64,
+    /// The second allocations and the sums were last computed for.
     swept: Option<u64>,
     windows: VecDeque<Window>,
 }
@@ -220,6 +229,9 @@ struct Window {
     counts: Counts,
 }
 
+/// One client of one rule. An SDK counts what it takes from its quota and what it
+/// borrows separately, per second, so the most it can trace in a second is the largest
+/// quota it held during that second plus one if it borrowed in it.
 #[derive(Debug, Clone, Copy)]
 struct Client {
     last_report: f64,
@@ -228,14 +240,25 @@ struct Client {
     /// Its rounded share, computed for second `allocated_in`.
     allocation: u32,
     allocated_in: Option<u64>,
-    /// Its quota, in force before second `until`.
-    held: u32,
-    until: u64,
-    /// What it could use in second `floor_in`, before its quota last changed.
-    floor: u32,
-    floor_in: u64,
-    /// Its part of `committed`.
-    counted: u32,
+    /// The quota last answered (0 for the zero and borrowing answers), which the SDK
+    /// keeps before second `quota_until`; from then on it borrows.
+    quota: u32,
+    quota_until: u64,
+    /// Whether the last answer let it borrow one per second, counted in the ledger
+    /// before second `borrow_until`.
+    borrows: bool,
+    borrow_until: u64,
+    /// In second `reported_in`, the second of its last report: the most it can have
+    /// taken from quotas and whether it can have borrowed.
+    reported_in: u64,
+    took: u32,
+    borrowed: u32,
+    /// Its parts of `committed_now` and `committed_next`.
+    counted_now: u32,
+    counted_next: u32,
+    /// Its part of the reservoir that others may not borrow: the larger of
+    /// `counted_next` and its allocation.
+    claimed: u32,
 }
 
 impl Client {
@@ -245,19 +268,32 @@ impl Client {
             demand: 0.0,
             allocation: 0,
             allocated_in: None,
-            held: 0,
-            until: 0,
-            floor: 0,
-            floor_in: 0,
-            counted: 0,
+            quota: 0,
+            quota_until: 0,
+            borrows: false,
+            borrow_until: 0,
+            reported_in: 0,
+            took: 0,
+            borrowed: 0,
+            counted_now: 0,
+            counted_next: 0,
+            claimed: 0,
         }
     }
 
-    /// Requests per second its quotas allow in second `s`.
+    /// The most its answers let it trace in second `s` (at or after its last report).
     fn allowance(&self, s: u64) -> u32 {
-        let held = if s < self.until { self.held } else { 0 };
-        let floor = if s == self.floor_in { self.floor } else { 0 };
-        held.max(floor)
+        if s == self.reported_in {
+            return self.took + self.borrowed;
+        }
+        let quota = if s < self.quota_until { self.quota } else { 0 };
+        let borrow = u32::from(self.borrows && s < self.borrow_until);
+        quota + borrow
+    }
+
+    fn recount(&mut self, s: u64) {
+        self.counted_now = self.allowance(s);
+        self.counted_next = self.allowance(s + 1);
     }
 }
 
@@ -284,7 +320,9 @@ impl RuleQuotas {
             clients: Vec::new(),
             index: HashMap::new(),
             demand: 0.0,
-            committed: 0,
+            committed_now: 0,
+            committed_next: 0,
+            claimed: 0,
             swept: None,
             windows: VecDeque::with_capacity(SUMMARY_WINDOWS + 1),
         }
@@ -300,19 +338,22 @@ impl RuleQuotas {
         self.swept = Some(s);
         let active_after = now - f64::from(ttl);
         let before = self.clients.len();
-        self.clients
-            .retain(|(_, c)| c.last_report > active_after || c.allowance(s) > 0);
+        self.clients.retain(|(_, c)| {
+            c.last_report > active_after || c.allowance(s) > 0 || c.allowance(s + 1) > 0
+        });
         if self.clients.len() != before {
             self.reindex();
         }
-        let (mut demand, mut committed) = (0.0, 0);
+        let (mut demand, mut now_sum, mut next_sum) = (0.0, 0, 0);
         for (_, c) in &mut self.clients {
-            c.counted = c.allowance(s);
-            committed += u64::from(c.counted);
+            c.recount(s);
+            now_sum += u64::from(c.counted_now);
+            next_sum += u64::from(c.counted_next);
             demand += c.demand;
         }
         self.demand = demand;
-        self.committed = committed;
+        self.committed_now = now_sum;
+        self.committed_next = next_sum;
 
         // Systematic rounding: the integers of [θ, θ + reservoir) fall into the shares
         // laid end to end.
@@ -329,7 +370,9 @@ impl RuleQuotas {
             end += share;
             c.allocation = (end.floor() - start.floor()).max(0.0) as u32;
             c.allocated_in = Some(s);
+            c.claimed = c.counted_next.max(c.allocation);
         }
+        self.claimed = self.clients.iter().map(|(_, c)| u64::from(c.claimed)).sum();
     }
 
     fn reindex(&mut self) {
@@ -349,7 +392,11 @@ impl RuleQuotas {
             let (_, c) = self.clients.remove(i);
             self.reindex();
             self.demand = (self.demand - c.demand).max(0.0);
-            self.committed = self.committed.saturating_sub(u64::from(c.counted));
+            self.committed_now = self.committed_now.saturating_sub(u64::from(c.counted_now));
+            self.committed_next = self
+                .committed_next
+                .saturating_sub(u64::from(c.counted_next));
+            self.claimed = self.claimed.saturating_sub(u64::from(c.claimed));
         }
     }
 
@@ -419,7 +466,9 @@ impl Targets {
         let RuleQuotas {
             clients,
             demand: demand_sum,
-            committed,
+            committed_now,
+            committed_next,
+            claimed,
             ..
         } = state;
         let c = &mut clients[at].1;
@@ -435,44 +484,77 @@ impl Targets {
         c.demand = demand;
         c.last_report = now;
 
-        let others = committed.saturating_sub(u64::from(c.counted));
-        let (held, grant) = if reservoir == 0 {
+        // What it can have traced already this second: from the quota it held, and by
+        // borrowing if it held none (a new client, or one whose quota lapsed).
+        let same_second = c.reported_in == s;
+        let took =
+            if s < c.quota_until { c.quota } else { 0 }.max(if same_second { c.took } else { 0 });
+        let borrowed = u32::from(reservoir > 0 && s >= c.quota_until).max(if same_second {
+            c.borrowed
+        } else {
+            0
+        });
+        let others_now = committed_now.saturating_sub(u64::from(c.counted_now));
+        let others_next = committed_next.saturating_sub(u64::from(c.counted_next));
+        let others_claimed = claimed.saturating_sub(u64::from(c.claimed));
+        // A client new since this second's rounding gets its share rounded down.
+        let allocation = match c.allocated_in {
+            Some(at) if at == s => u64::from(c.allocation),
+            _ if *demand_sum > 0.0 && reservoir > 0 => {
+                (reservoir as f64 * demand / *demand_sum) as u64
+            }
+            _ => 0,
+        };
+        let (quota, grant) = if reservoir == 0 {
             (0, Grant::NoReservoir)
         } else {
-            // A client new since this second's rounding gets its share rounded down.
-            let allocation = match c.allocated_in {
-                Some(at) if at == s => u64::from(c.allocation),
-                _ if *demand_sum > 0.0 => (reservoir as f64 * demand / *demand_sum) as u64,
-                _ => 0,
-            };
-            let slow_start = (2 * u64::from(c.held)).max(2);
-            let room = reservoir.saturating_sub(others);
-            let quota = allocation.min(slow_start).min(room);
+            let slow_start = (2 * u64::from(c.quota)).max(2);
+            // This second it may already have borrowed one; a quota no larger than the one
+            // it held adds nothing to this second.
+            let room_now = reservoir
+                .saturating_sub(others_now + u64::from(borrowed))
+                .max(u64::from(took));
+            let room_next = reservoir.saturating_sub(others_next);
+            let quota = allocation.min(slow_start).min(room_now).min(room_next);
+            // Borrowing from the next second on: a client whose allocation the current
+            // second cannot hold yet, or one without allocation in room nobody claims.
+            let entitled = allocation >= 1 && room_next >= 1;
+            let spare = reservoir.saturating_sub(others_claimed) >= 1 && room_next >= 1;
             if quota >= 1 {
                 // At most the reservoir, which is a u32.
                 (u32::try_from(quota).unwrap_or(u32::MAX), Grant::Quota)
-            } else if demand == 0.0 {
+            } else if demand == 0.0 || entitled || spare {
                 (0, Grant::Borrow)
             } else {
                 (0, Grant::Zero)
             }
         };
-        c.floor = c.counted;
-        c.floor_in = s;
-        c.held = held;
-        c.until = s + u64::from(ttl) + 1;
-        c.counted = held.max(c.floor);
-        *committed = others + u64::from(c.counted);
-
-        let quota_ttl = match grant {
-            // Lapses at the end of this second: the client borrows from the next one.
-            Grant::Borrow => s,
-            Grant::Quota | Grant::Zero | Grant::NoReservoir => s + u64::from(ttl),
+        let ttl = u64::from(ttl);
+        c.quota = quota;
+        c.quota_until = match grant {
+            // A quota of 0 that lapses at the end of this second: it borrows from the next.
+            Grant::Borrow => s + 1,
+            Grant::Quota | Grant::Zero | Grant::NoReservoir => s + ttl + 1,
         };
+        // Borrowing without requests reserves nothing: only a client with demand takes
+        // its one request per second out of the reservoir.
+        c.borrows = grant == Grant::Borrow && demand > 0.0;
+        c.borrow_until = s + ttl + 1;
+        c.reported_in = s;
+        c.took = took.max(quota);
+        c.borrowed = borrowed;
+        c.recount(s);
+        c.claimed = c
+            .counted_next
+            .max(u32::try_from(allocation).unwrap_or(u32::MAX));
+        *committed_now = others_now + u64::from(c.counted_now);
+        *committed_next = others_next + u64::from(c.counted_next);
+        *claimed = others_claimed + u64::from(c.claimed);
+
         Target {
             fixed_rate: rule.fixed_rate,
-            quota: held,
-            quota_ttl,
+            quota,
+            quota_ttl: c.quota_until - 1,
             interval: interval_secs,
             grant,
         }

@@ -121,22 +121,29 @@ fn quotas_follow_demand() {
 fn small_shares_take_turns() {
     let mut t = Targets::default();
     let r = rule(1);
+    // Whether each client may trace one request per second from the next second on.
     let mut holding = [false; 3];
     let mut turns = [0; 3];
     for round in 0..360 {
         for i in 0..3 {
             let now = 10_000.0 + 10.0 * f64::from(round) + 3.0 * i as f64;
             let target = t.report(&r, id(i as u32), asked(100), now);
-            match target.grant {
-                Grant::Quota => assert_eq!(target.quota, 1),
-                Grant::Zero => assert_eq!(target.quota_ttl, now as u64 + 20),
-                other => panic!("unexpected {other:?}"),
-            }
-            holding[i] = target.grant == Grant::Quota;
+            holding[i] = match target.grant {
+                Grant::Quota => {
+                    assert_eq!(target.quota, 1);
+                    true
+                }
+                Grant::Borrow => true,
+                Grant::Zero => {
+                    assert_eq!(target.quota_ttl, now as u64 + 20);
+                    false
+                }
+                Grant::NoReservoir => panic!("the rule has a reservoir"),
+            };
             turns[i] += usize::from(holding[i]);
             assert!(
                 holding.iter().filter(|h| **h).count() <= 1,
-                "two quotas of a reservoir of 1"
+                "two clients on a reservoir of 1"
             );
         }
     }
@@ -161,12 +168,16 @@ fn a_shrinking_quota_counts_until_the_end_of_its_second() {
         t.report(&r, id(1), asked(1000), 100.0 + 10.0 * f64::from(round));
     }
     assert_eq!(t.report(&r, id(1), asked(1000), 130.0).quota, 4);
-    // Client 2 appears: client 1 shrinks to its share at 140.1; in that same second,
-    // client 2 cannot have what client 1 may already have used.
+    // Client 2 appears while client 1 holds everything: a zero quota.
     assert_eq!(t.report(&r, id(2), asked(1000), 135.0).grant, Grant::Zero);
+    // Client 1 shrinks to its share at 140.1; in that same second it may have used 4
+    // already, so client 2 gets nothing this second, but borrows from the next.
     assert_eq!(t.report(&r, id(1), asked(1000), 140.1).quota, 2);
-    assert_eq!(t.report(&r, id(2), asked(1000), 140.9).grant, Grant::Zero);
-    assert_eq!(t.report(&r, id(2), asked(1000), 141.0).quota, 2);
+    let borrow = t.report(&r, id(2), asked(1000), 140.9);
+    assert_eq!((borrow.grant, borrow.quota_ttl), (Grant::Borrow, 140));
+    // At 141 it may have borrowed one already: 1 more this second, 2 from the next.
+    assert_eq!(t.report(&r, id(2), asked(1000), 141.0).quota, 1);
+    assert_eq!(t.report(&r, id(2), asked(1000), 142.0).quota, 2);
 }
 
 #[test]
@@ -241,8 +252,9 @@ fn deleted_and_recreated_rules_start_afresh() {
 
 /// SDK instances that decide as the X-Ray SDKs do, report every 10 s at their own
 /// phase, and send `rate` requests per second spread over tenths of a second. Returns
-/// what the reservoir gave out (taken + borrowed) in each second, and the first second
-/// after every client had reported once.
+/// what the reservoir gave out (taken + borrowed) in each second, and the second after
+/// the last client reported for the first time (until then, clients the service does
+/// not know of yet borrow on their own).
 fn simulate(reservoir: u32, clients: &[(u32, f64)], seconds: u64) -> (Vec<u64>, u64) {
     struct Sim {
         rate: u32,

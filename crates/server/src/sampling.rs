@@ -41,10 +41,15 @@ const UNKNOWN_RULE: &str = "UnknownRule";
 /// `UnprocessedBoostStatistics` code: Roentgen does not boost rates.
 const BOOST_NOT_SUPPORTED: &str = "BoostNotSupported";
 
+/// Sampling requests served at once; more are refused with `ThrottledException`, so a
+/// flood of pollers cannot queue up without bound (the SDKs retry later).
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+
 /// What sampling keeps in memory.
 #[derive(Debug)]
 pub struct Sampling {
     targets: Mutex<Targets>,
+    permits: tokio::sync::Semaphore,
     /// Rule changes one at a time, so that the limit and unique names hold.
     writes: tokio::sync::Mutex<()>,
     /// The last deletion of a rule, or the start of this process (rules may have been
@@ -53,13 +58,23 @@ pub struct Sampling {
 }
 
 impl Sampling {
-    /// Sampling with no clients known.
-    pub fn new(config: TargetsConfig) -> Self {
+    /// Sampling with no clients known, serving at most `concurrent` requests at once.
+    pub fn new(config: TargetsConfig, concurrent: usize) -> Self {
         Self {
             targets: Mutex::new(Targets::new(config)),
+            permits: tokio::sync::Semaphore::new(concurrent),
             writes: tokio::sync::Mutex::new(()),
             changed_at: Mutex::new(now_seconds()),
         }
+    }
+
+    /// A place among the requests served now, or `ThrottledException`.
+    fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AwsError> {
+        self.permits.try_acquire().map_err(|_| {
+            AwsError(ApiError::throttled(format!(
+                "more than {MAX_CONCURRENT_REQUESTS} sampling requests at once; retry with backoff"
+            )))
+        })
     }
 
     fn changed_at(&self) -> f64 {
@@ -80,7 +95,7 @@ impl Sampling {
 
 impl Default for Sampling {
     fn default() -> Self {
-        Self::new(TargetsConfig::default())
+        Self::new(TargetsConfig::default(), MAX_CONCURRENT_REQUESTS)
     }
 }
 
@@ -231,6 +246,7 @@ pub(crate) async fn create_sampling_rule(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<CreateSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     req.validate()?;
     let _one_at_a_time = state.sampling.writes.lock().await;
     let loaded = load(&state).await?;
@@ -246,6 +262,7 @@ pub(crate) async fn update_sampling_rule(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<UpdateSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     let u = req.sampling_rule_update;
     let target = RuleRef::from_parts(u.rule_name.as_deref(), u.rule_arn.as_deref())?;
     let changes = RuleChanges {
@@ -276,6 +293,7 @@ pub(crate) async fn delete_sampling_rule(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<DeleteSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     let target = RuleRef::from_parts(req.rule_name.as_deref(), req.rule_arn.as_deref())?;
     let _one_at_a_time = state.sampling.writes.lock().await;
     let loaded = load(&state).await?;
@@ -294,6 +312,7 @@ pub(crate) async fn get_sampling_rules(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<PageRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     let loaded = load(&state).await?;
     let records: Vec<SamplingRuleRecord> = loaded.rules.listing().into_iter().map(record).collect();
     let (records, next_token) = page(records, req.next_token.as_deref(), SAMPLING_PAGE)?;
@@ -308,6 +327,7 @@ pub(crate) async fn get_sampling_targets(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<GetSamplingTargetsRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     req.validate()?;
     let rules = load(&state).await?.rules;
     let now = now_seconds();
@@ -374,6 +394,7 @@ pub(crate) async fn get_sampling_statistic_summaries(
     State(state): State<AppState>,
     AwsJson(req): AwsJson<PageRequest>,
 ) -> Result<Response, AwsError> {
+    let _served = state.sampling.admit()?;
     let summaries: Vec<SamplingStatisticSummary> = state
         .sampling
         .targets
@@ -421,6 +442,16 @@ mod tests {
             let err = page(items.clone(), Some(bad), 3).unwrap_err();
             assert_eq!(err.code(), "InvalidRequestException");
         }
+    }
+
+    #[test]
+    fn requests_past_the_limit_are_throttled() {
+        let sampling = Sampling::new(TargetsConfig::default(), 1);
+        let first = sampling.admit().expect("room for one");
+        let AwsError(e) = sampling.admit().expect_err("no room for two");
+        assert_eq!((e.code(), e.status()), ("ThrottledException", 429));
+        drop(first);
+        assert!(sampling.admit().is_ok());
     }
 
     #[test]
