@@ -2,13 +2,17 @@
 //! they survive restarts), `GetSamplingTargets` from `roentgen-sampling`'s quota
 //! assignment, and the statistics clients report.
 //!
-//! Rules are read from the store on every request, so every listener (HTTP and the
-//! daemon port) and every change agree. The quotas in force and the recent statistics
-//! live in this process only; a restart forgets them and clients borrow until their
-//! next report, as they do after any outage of the service.
+//! Rule changes read the rules from the store and write them back one at a time. The
+//! pollers' reads (`GetSamplingRules`, `GetSamplingTargets`) use a copy at most
+//! [`RULES_CACHE`] old, which this process's own changes drop at once, so every
+//! listener (HTTP and the daemon port) sees a change from its answer on, and a poll
+//! seldom costs a store read. The quotas in force and the recent statistics live in
+//! this process only; a restart forgets them and clients borrow until their next
+//! report, as they do after any outage of the service.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -41,6 +45,8 @@ const UNKNOWN_RULE: &str = "UnknownRule";
 /// `UnprocessedBoostStatistics` code: Roentgen does not boost rates.
 const BOOST_NOT_SUPPORTED: &str = "BoostNotSupported";
 
+/// How long the pollers' copy of the rules may be used before it is read again.
+pub const RULES_CACHE: Duration = Duration::from_secs(1);
 /// Sampling requests served at once; more are refused with `ThrottledException`, so a
 /// flood of pollers cannot queue up without bound (the SDKs retry later).
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
@@ -55,6 +61,15 @@ pub struct Sampling {
     /// The last deletion of a rule, or the start of this process (rules may have been
     /// deleted while it was down): part of `LastRuleModification`.
     changed_at: Mutex<f64>,
+    /// The pollers' copy of the rules, when it was read, and the number of rule
+    /// changes this process had made by then.
+    cached: Mutex<Cached>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    rules: Option<(Instant, Arc<RuleSet>)>,
+    changes: u64,
 }
 
 impl Sampling {
@@ -65,7 +80,31 @@ impl Sampling {
             permits: tokio::sync::Semaphore::new(concurrent),
             writes: tokio::sync::Mutex::new(()),
             changed_at: Mutex::new(now_seconds()),
+            cached: Mutex::new(Cached::default()),
         }
+    }
+
+    /// The cached rules if fresh, else the count of changes to read them under.
+    fn cached_rules(&self) -> Result<Arc<RuleSet>, u64> {
+        let cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        match &cached.rules {
+            Some((at, rules)) if at.elapsed() < RULES_CACHE => Ok(Arc::clone(rules)),
+            _ => Err(cached.changes),
+        }
+    }
+
+    /// Keeps rules read when `changes` changes had been made, unless one was made since.
+    fn cache(&self, rules: Arc<RuleSet>, changes: u64) {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.changes == changes {
+            cached.rules = Some((Instant::now(), rules));
+        }
+    }
+
+    fn forget_rules(&self) {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        cached.rules = None;
+        cached.changes += 1;
     }
 
     /// A place among the requests served now, or `ThrottledException`.
@@ -153,15 +192,29 @@ async fn load(state: &AppState) -> Result<Loaded, AwsError> {
     })
 }
 
+/// The rules for the pollers: the cached copy, or a fresh read.
+async fn current_rules(state: &AppState) -> Result<Arc<RuleSet>, AwsError> {
+    let changes = match state.sampling.cached_rules() {
+        Ok(rules) => return Ok(rules),
+        Err(changes) => changes,
+    };
+    let rules = Arc::new(load(state).await?.rules);
+    state.sampling.cache(Arc::clone(&rules), changes);
+    Ok(rules)
+}
+
 async fn save(state: &AppState, rule: Rule, tags: Vec<Tag>) -> Result<Rule, AwsError> {
     let name = rule.name.clone();
     let stored = StoredRule { rule, tags };
     let value = serde_json::to_value(&stored)
         .map_err(|e| ApiError::internal_failure(format!("encode sampling rule: {e}")))?;
-    state
+    let saved = state
         .store
         .put_config(&state.tenant, ConfigKind::SamplingRule, &name, value)
-        .await?;
+        .await;
+    // Stored or not, the next poll reads the rules again.
+    state.sampling.forget_rules();
+    saved?;
     Ok(stored.rule)
 }
 
@@ -298,10 +351,12 @@ pub(crate) async fn delete_sampling_rule(
     let _one_at_a_time = state.sampling.writes.lock().await;
     let loaded = load(&state).await?;
     let rule = loaded.rules.delete(target)?.clone();
-    state
+    let deleted = state
         .store
         .delete_config(&state.tenant, ConfigKind::SamplingRule, &rule.name)
-        .await?;
+        .await;
+    state.sampling.forget_rules();
+    deleted?;
     state.sampling.changed(now_seconds());
     Ok(rule_result(&rule))
 }
@@ -313,8 +368,8 @@ pub(crate) async fn get_sampling_rules(
     AwsJson(req): AwsJson<PageRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
-    let loaded = load(&state).await?;
-    let records: Vec<SamplingRuleRecord> = loaded.rules.listing().into_iter().map(record).collect();
+    let rules = current_rules(&state).await?;
+    let records: Vec<SamplingRuleRecord> = rules.listing().into_iter().map(record).collect();
     let (records, next_token) = page(records, req.next_token.as_deref(), SAMPLING_PAGE)?;
     Ok(json(&GetSamplingRulesResult {
         sampling_rule_records: records,
@@ -329,7 +384,7 @@ pub(crate) async fn get_sampling_targets(
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
     req.validate()?;
-    let rules = load(&state).await?.rules;
+    let rules = current_rules(&state).await?;
     let now = now_seconds();
     let mut out = GetSamplingTargetsResult {
         // Rounded up: an SDK compares whole seconds with the time of its last fetch, and
@@ -351,8 +406,7 @@ pub(crate) async fn get_sampling_targets(
             .unwrap_or_else(PoisonError::into_inner);
         targets.retain_rules(&rules);
         for d in req.sampling_statistics_documents {
-            let (Some(rule), Ok(client)) = (rules.get(&d.rule_name), ClientId::parse(&d.client_id))
-            else {
+            let Some(rule) = rules.get(&d.rule_name) else {
                 m.sampling_target("unknown_rule");
                 out.unprocessed_statistics.push(UnprocessedStatistics {
                     message: Some(format!("no sampling rule named {:?}", d.rule_name)),
@@ -361,6 +415,9 @@ pub(crate) async fn get_sampling_targets(
                 });
                 continue;
             };
+            // `validate` has checked every ClientID already.
+            let client = ClientId::parse(&d.client_id)
+                .map_err(|e| ApiError::invalid_request(e.to_string()))?;
             let counts = Counts {
                 requests: d.request_count.max(0) as u64,
                 sampled: d.sampled_count.max(0) as u64,
@@ -442,6 +499,22 @@ mod tests {
             let err = page(items.clone(), Some(bad), 3).unwrap_err();
             assert_eq!(err.code(), "InvalidRequestException");
         }
+    }
+
+    #[test]
+    fn rules_read_before_a_change_are_not_kept() {
+        let sampling = Sampling::default();
+        let rules = Arc::new(RuleSet::new([], Rule::default_rule(arn("Default"))));
+        let Err(before) = sampling.cached_rules() else {
+            panic!("nothing cached yet")
+        };
+        sampling.forget_rules(); // a change lands while the rules are being read
+        sampling.cache(Arc::clone(&rules), before);
+        let Err(now) = sampling.cached_rules() else {
+            panic!("rules read before the change must not be kept")
+        };
+        sampling.cache(Arc::clone(&rules), now);
+        assert!(sampling.cached_rules().is_ok());
     }
 
     #[test]
