@@ -277,12 +277,13 @@ class Worker:
                  rate: float = 20.0, seconds: float = 60.0):
         self.stop_file = workdir / f"stop-{worker}"
         self.stderr_path = workdir / f"worker-{worker}.stderr"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), "--address", address, "--service", service,
-             "--worker", str(worker), "--rate", str(rate), "--seconds", str(seconds),
-             "--stop-file", str(self.stop_file)],
-            stdout=subprocess.PIPE, stderr=open(self.stderr_path, "wb"), text=True,
-        )
+        with open(self.stderr_path, "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(WORKER), "--address", address, "--service", service,
+                 "--worker", str(worker), "--rate", str(rate), "--seconds", str(seconds),
+                 "--stop-file", str(self.stop_file)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True,
+            )
 
     def stop(self) -> None:
         self.stop_file.touch()

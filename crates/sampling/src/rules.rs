@@ -7,7 +7,8 @@ use crate::rule::{
     DEFAULT_RULE_NAME, Rule, RuleChanges, RuleDefinition, SamplingRequest, check_name,
 };
 
-/// Rules an account may have besides `Default` (the X-Ray limit).
+/// Rules an account may have besides `Default`: issue 8's figure for the X-Ray limit (the
+/// API reference gives none).
 pub const MAX_RULES: usize = 25;
 
 /// How a request names a rule: by `RuleName` or by `RuleARN`, never both.
