@@ -22,6 +22,7 @@ pub mod decode;
 pub mod error;
 pub mod graph;
 pub mod groups;
+pub mod sampling;
 pub mod telemetry;
 pub mod timestamp;
 pub mod traces;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use roentgen_daemon::receiver::{self, DatagramHandler};
-use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, router, udp};
+use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, Sampling, router, udp};
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use roentgen_store::{Store, TenantId};
 use tokio::signal::unix::{SignalKind, signal};
@@ -125,6 +125,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         ingest: ingest.clone(),
         metrics,
         tenant: tenant.clone(),
+        sampling: Arc::new(Sampling::default()),
     };
 
     let cancel = CancellationToken::new();

@@ -202,3 +202,75 @@ fn bad_flags_exit_64_with_a_message() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--http-addr"));
 }
+
+/// Issue 8: an SDK pointed straight at `serve` polls the sampling API on the daemon TCP
+/// port, and the rules it finds there are the ones the API manages, across a restart.
+#[test]
+fn issue_8_sampling_api_on_the_daemon_tcp_port() {
+    let mut s = Server::start_with_tcp();
+    let (status, body) = s.post_tcp("/GetSamplingRules", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let records = body["SamplingRuleRecords"].as_array().expect("records");
+    assert_eq!(records.len(), 1);
+    let default = &records[0]["SamplingRule"];
+    assert_eq!(default["RuleName"], "Default");
+    assert_eq!(
+        (
+            default["ReservoirSize"].as_i64(),
+            default["FixedRate"].as_f64()
+        ),
+        (Some(1), Some(0.05))
+    );
+
+    let rule = json!({ "SamplingRule": {
+        "RuleName": "checkout", "ResourceARN": "*", "Priority": 10, "FixedRate": 0.5,
+        "ReservoirSize": 4, "ServiceName": "checkout", "ServiceType": "*", "Host": "*",
+        "HTTPMethod": "*", "URLPath": "*", "Version": 1 } });
+    let (status, body) = s.post("/CreateSamplingRule", &rule);
+    assert_eq!(status, 200, "{body}");
+    let modified = body["SamplingRuleRecord"]["ModifiedAt"]
+        .as_f64()
+        .expect("ModifiedAt");
+
+    let report = json!({ "SamplingStatisticsDocuments": [
+        { "RuleName": "checkout", "ClientID": "0123456789abcdef01234567", "Timestamp": util::now(),
+          "RequestCount": 40, "SampledCount": 4, "BorrowCount": 1 },
+        { "RuleName": "gone", "ClientID": "0123456789abcdef01234567", "Timestamp": util::now(),
+          "RequestCount": 1, "SampledCount": 0 } ] });
+    let (status, body) = s.post_tcp("/SamplingTargets", &report);
+    assert_eq!(status, 200, "{body}");
+    let doc = &body["SamplingTargetDocuments"][0];
+    assert_eq!(doc["RuleName"], "checkout");
+    assert_eq!(doc["FixedRate"], 0.5);
+    assert_eq!(
+        doc["ReservoirQuota"], 2,
+        "a first report gets at most 2 (slow start)"
+    );
+    assert_eq!(doc["Interval"], 10);
+    assert!(doc["ReservoirQuotaTTL"].as_f64().expect("TTL") >= util::now() as f64 + 15.0);
+    assert!(
+        body["LastRuleModification"]
+            .as_f64()
+            .expect("LastRuleModification")
+            >= modified
+    );
+    assert_eq!(body["UnprocessedStatistics"][0]["RuleName"], "gone");
+    assert_eq!(body["UnprocessedStatistics"][0]["ErrorCode"], "UnknownRule");
+
+    let (status, body) = s.post_tcp("/SamplingStatisticSummaries", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["SamplingStatisticSummaries"][0]["RequestCount"], 40);
+    assert!(s.metric("roentgen_sampling_targets_total") >= 2.0);
+
+    assert!(s.stop().success());
+    s.restart();
+    let (_, body) = s.post_tcp("/GetSamplingRules", &json!({}));
+    let names: Vec<&str> = body["SamplingRuleRecords"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["SamplingRule"]["RuleName"].as_str())
+        .collect();
+    assert_eq!(names, ["Default", "checkout"]);
+    s.assert_clean_log(&[]);
+}

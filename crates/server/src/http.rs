@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The tenant of unauthenticated requests.
     pub tenant: TenantId,
+    /// Sampling quotas and statistics, shared by every listener.
+    pub sampling: Arc<crate::sampling::Sampling>,
 }
 
 /// A handler error: an AWS-shaped error response.
@@ -121,7 +123,7 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
-fn now_seconds() -> f64 {
+pub(crate) fn now_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -146,6 +148,30 @@ pub fn router(state: AppState) -> Router {
         .route("/Groups", post(crate::groups::get_groups))
         .route("/UpdateGroup", post(crate::groups::update_group))
         .route("/DeleteGroup", post(crate::groups::delete_group))
+        .route(
+            "/CreateSamplingRule",
+            post(crate::sampling::create_sampling_rule),
+        )
+        .route(
+            "/UpdateSamplingRule",
+            post(crate::sampling::update_sampling_rule),
+        )
+        .route(
+            "/DeleteSamplingRule",
+            post(crate::sampling::delete_sampling_rule),
+        )
+        .route(
+            "/GetSamplingRules",
+            post(crate::sampling::get_sampling_rules),
+        )
+        .route(
+            "/SamplingTargets",
+            post(crate::sampling::get_sampling_targets),
+        )
+        .route(
+            "/SamplingStatisticSummaries",
+            post(crate::sampling::get_sampling_statistic_summaries),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -171,6 +197,12 @@ fn operation_of(path: &str) -> &'static str {
         "/Groups" => "GetGroups",
         "/UpdateGroup" => "UpdateGroup",
         "/DeleteGroup" => "DeleteGroup",
+        "/CreateSamplingRule" => "CreateSamplingRule",
+        "/UpdateSamplingRule" => "UpdateSamplingRule",
+        "/DeleteSamplingRule" => "DeleteSamplingRule",
+        "/GetSamplingRules" => "GetSamplingRules",
+        "/SamplingTargets" => "GetSamplingTargets",
+        "/SamplingStatisticSummaries" => "GetSamplingStatisticSummaries",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",

@@ -33,6 +33,13 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// What a sampling statistics document was answered with.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantLabels {
+    /// `quota`, `borrow`, `zero`, `no_reservoir` or `unknown_rule`.
+    pub grant: &'static str,
+}
+
 /// HTTP requests by operation and status class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -67,6 +74,8 @@ pub struct Metrics {
     pub telemetry_records: Counter,
     /// Segments daemons reported in their telemetry, by kind.
     pub telemetry_segments: Family<KindLabels, Counter>,
+    /// `GetSamplingTargets` statistics documents, by what they were answered with.
+    pub sampling_targets: Family<GrantLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +109,20 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let telemetry_records = Counter::default();
         let telemetry_segments = Family::<KindLabels, Counter>::default();
+        let sampling_targets = Family::<GrantLabels, Counter>::default();
+        registry.register(
+            "roentgen_sampling_targets",
+            "GetSamplingTargets statistics documents, by what they were answered with",
+            sampling_targets.clone(),
+        );
+        for grant in roentgen_sampling::Grant::ALL {
+            let _ = sampling_targets.get_or_create(&GrantLabels {
+                grant: grant.as_str(),
+            });
+        }
+        let _ = sampling_targets.get_or_create(&GrantLabels {
+            grant: "unknown_rule",
+        });
         registry.register(
             "roentgen_telemetry_records",
             "Telemetry records received from daemons (PutTelemetryRecords)",
@@ -199,7 +222,15 @@ impl Metrics {
             requests,
             telemetry_records,
             telemetry_segments,
+            sampling_targets,
         }
+    }
+
+    /// Counts one answered sampling statistics document.
+    pub fn sampling_target(&self, grant: &'static str) {
+        self.sampling_targets
+            .get_or_create(&GrantLabels { grant })
+            .inc();
     }
 
     /// Counts a rejection.

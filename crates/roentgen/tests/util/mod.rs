@@ -14,6 +14,8 @@ pub struct Server {
     child: Option<Child>,
     pub http: String,
     pub udp: String,
+    /// The daemon TCP port (`--tcp-addr`), when started with [`Server::start_with_tcp`].
+    pub tcp: Option<String>,
     pub data_dir: PathBuf,
     log: PathBuf,
     udp_enabled: bool,
@@ -41,15 +43,30 @@ impl Server {
         Self::start_with(None, true, &[])
     }
 
+    /// A server with its daemon TCP port (`--tcp-addr`) listening too.
+    pub fn start_with_tcp() -> Self {
+        Self::start_inner(None, true, Some(format!("127.0.0.1:{}", free_port())), &[])
+    }
+
     /// A server on `data_dir` (a fresh temporary one when `None`), with or without the
     /// UDP listener, and extra `serve` flags.
     pub fn start_with(data_dir: Option<PathBuf>, udp: bool, extra: &[&str]) -> Self {
+        Self::start_inner(data_dir, udp, None, extra)
+    }
+
+    fn start_inner(
+        data_dir: Option<PathBuf>,
+        udp: bool,
+        tcp: Option<String>,
+        extra: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let mut s = Self {
             child: None,
             http: format!("127.0.0.1:{}", free_port()),
             udp: format!("127.0.0.1:{}", free_port()),
+            tcp,
             data_dir,
             log: dir.path().join("server.log"),
             udp_enabled: udp,
@@ -67,9 +84,10 @@ impl Server {
             .open(&self.log)
             .expect("log file");
         let udp = if self.udp_enabled { &self.udp } else { "off" };
+        let tcp = self.tcp.as_deref().unwrap_or("off");
         let child = Command::new(bin())
             .args(["serve", "--http-addr", &self.http, "--udp-addr", udp])
-            .args(["--tcp-addr", "off", "--data-dir"])
+            .args(["--tcp-addr", tcp, "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)
             .stdout(Stdio::null())
@@ -144,8 +162,21 @@ impl Server {
     }
 
     pub fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        self.post_to(&self.url(path), body)
+    }
+
+    /// POST to the daemon TCP port (started with [`Server::start_with_tcp`]).
+    pub fn post_tcp(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let addr = self.tcp.as_deref().expect("started with its TCP port");
+        self.post_to(
+            &format!("http://{addr}{path}"),
+            body.to_string().into_bytes(),
+        )
+    }
+
+    fn post_to(&self, url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
         let r = reqwest::blocking::Client::new()
-            .post(self.url(path))
+            .post(url)
             .body(body)
             .send()
             .expect("request");
