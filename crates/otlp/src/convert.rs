@@ -33,6 +33,8 @@ use crate::ids::{IdMapping, hex, to_xray};
 
 /// Spans refused for a reason of their own, before any document is made.
 pub const SPAN_REASONS: &[&str] = &["InvalidTraceId", "InvalidSpanId", "InvalidParentId"];
+/// Reasons a converted document fails validation (the model's error codes).
+pub const DOCUMENT_REASONS: &[&str] = roentgen_model::DocumentError::ALL_CODES;
 
 /// Largest document we assemble by embedding (the limit is [`MAX_DOCUMENT_BYTES`]; the
 /// size is estimated, so leave room).

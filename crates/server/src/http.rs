@@ -146,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/Groups", post(crate::groups::get_groups))
         .route("/UpdateGroup", post(crate::groups::update_group))
         .route("/DeleteGroup", post(crate::groups::delete_group))
+        .route("/v1/traces", post(crate::otlp::traces))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -171,6 +172,7 @@ fn operation_of(path: &str) -> &'static str {
         "/Groups" => "GetGroups",
         "/UpdateGroup" => "UpdateGroup",
         "/DeleteGroup" => "DeleteGroup",
+        "/v1/traces" => "OtlpExport",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",

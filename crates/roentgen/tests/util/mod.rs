@@ -67,8 +67,15 @@ impl Server {
             .open(&self.log)
             .expect("log file");
         let udp = if self.udp_enabled { &self.udp } else { "off" };
+        // OTLP/gRPC only when a test asks for it (its default port would collide).
+        let grpc: &[&str] = if self.extra.iter().any(|a| a.starts_with("--otlp-grpc-addr")) {
+            &[]
+        } else {
+            &["--otlp-grpc-addr", "off"]
+        };
         let child = Command::new(bin())
             .args(["serve", "--http-addr", &self.http, "--udp-addr", udp])
+            .args(grpc)
             .args(["--tcp-addr", "off", "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)
