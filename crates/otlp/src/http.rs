@@ -116,6 +116,8 @@ pub fn response(batch: &Batch) -> ExportTraceServiceResponse {
 pub fn encode_response(format: Format, response: &ExportTraceServiceResponse) -> Vec<u8> {
     match format {
         Format::Protobuf => response.encode_to_vec(),
+        // Everything landed: `{}` (no `"partialSuccess": null`).
+        Format::Json if response.partial_success.is_none() => b"{}".to_vec(),
         // Serializing these plain structs cannot fail.
         Format::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
     }
