@@ -179,7 +179,9 @@ pub fn convert(req: &ExportTraceServiceRequest, now: u64) -> Batch {
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                if let Ok(t) = <[u8; 16]>::try_from(span.trace_id.as_slice()) {
+                if let Ok(t) = <[u8; 16]>::try_from(span.trace_id.as_slice())
+                    && span.start_time_unix_nano > 0
+                {
                     let s = span.start_time_unix_nano / 1_000_000_000;
                     first_start
                         .entry(t)

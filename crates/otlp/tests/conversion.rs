@@ -734,3 +734,71 @@ fn otlp_json_decodes() {
         (json!("web"), json!(true), json!(503))
     );
 }
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_span() -> impl Strategy<Value = Span> {
+        (
+            prop::collection::vec(any::<u8>(), 0..18),
+            0u64..6,
+            prop::option::of(0u64..6),
+            0i32..8,
+            "\\PC{0,12}",
+            any::<u64>(),
+            any::<u64>(),
+            prop::collection::vec(("[a-z.]{1,12}", "\\PC{0,8}", any::<i64>()), 0..6),
+        )
+            .prop_map(|(trace, id, parent, kind, name, start, end, attrs)| {
+                let mut attributes: Vec<KeyValue> = Vec::new();
+                for (k, v, n) in attrs {
+                    attributes.push(s(&k, &v));
+                    attributes.push(i(&format!("{k}.n"), n));
+                }
+                Span {
+                    trace_id: if trace.len() == 17 {
+                        super::trace(NOW)
+                    } else {
+                        trace
+                    },
+                    span_id: (id + 1).to_be_bytes().to_vec(),
+                    parent_span_id: parent
+                        .map(|p| (p + 1).to_be_bytes().to_vec())
+                        .unwrap_or_default(),
+                    name,
+                    kind,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    attributes,
+                    ..Default::default()
+                }
+            })
+    }
+
+    proptest! {
+        /// Any spans (bad ids, parent cycles, odd times and names): no panic, every
+        /// span is accounted for, every document is valid.
+        #[test]
+        fn conversion_accounts_for_every_span(spans in prop::collection::vec(arb_span(), 0..12)) {
+            let n = spans.len();
+            let b = convert(&request(svc(), spans), NOW);
+            prop_assert_eq!(b.spans, n);
+            prop_assert_eq!(b.converted_spans() + b.rejected_spans(), n);
+            for d in &b.documents {
+                prop_assert!(roentgen_model::Document::parse(d.document.raw()).is_ok());
+            }
+        }
+
+        /// Arbitrary bytes as protobuf or JSON: an error or a request, never a panic.
+        #[test]
+        fn decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            for format in [roentgen_otlp::http::Format::Protobuf, roentgen_otlp::http::Format::Json] {
+                if let Ok(req) = roentgen_otlp::http::decode(format, &bytes) {
+                    let _ = convert(&req, NOW);
+                }
+            }
+        }
+    }
+}

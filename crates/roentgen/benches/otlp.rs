@@ -79,7 +79,13 @@ fn batch(shape: &str, seq: u64) -> ExportTraceServiceRequest {
     match shape {
         "segments" => {
             for n in 0..BATCH as u64 {
-                let mut sp = base(&trace_id(n), n, Some(n + 1_000_000), SpanKind::Server, "GET /");
+                let mut sp = base(
+                    &trace_id(n),
+                    n,
+                    Some(n + 1_000_000),
+                    SpanKind::Server,
+                    "GET /",
+                );
                 sp.attributes = vec![
                     s("http.request.method", "GET"),
                     s("url.full", "http://api.internal/orders/42"),
