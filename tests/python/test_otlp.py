@@ -431,3 +431,54 @@ def test_otlp_grpc_malformed_is_invalid_argument(server):
     # An empty request is valid and answers an empty response.
     assert export(b"", timeout=10) == b""
     channel.close()
+
+
+def test_w3c_traceparent_links_otel_services(server, xray):
+    """Two OTel services with the SDK's default random ids, linked by the W3C
+    `traceparent` header over real HTTP, one exporting over HTTP and one over gRPC:
+    both land in the one converted trace, the callee under the caller's client span."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    w3c = TraceContextTextMapPropagator()
+    caller = provider("frontend", http_exporter(server), xray_ids=False)
+    callee = provider("backend", grpc_exporter(server), xray_ids=False)
+    seen: dict[str, str] = {}
+
+    def backend_handle(headers):
+        ctx = w3c.extract({k.lower(): v for k, v in headers.items()})
+        with callee.get_tracer("b").start_as_current_span("GET /data", context=ctx, kind=SpanKind.SERVER) as s:
+            seen["backend"] = span_hex(s)
+            seen["backend_trace"] = format(s.get_span_context().trace_id, "032x")
+        return 200, b"ok"
+
+    backend = Service(backend_handle)
+    try:
+        tracer = caller.get_tracer("f")
+        start = time.time()
+        with tracer.start_as_current_span("GET /", kind=SpanKind.SERVER) as root:
+            h = format(root.get_span_context().trace_id, "032x")
+            with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT) as call:
+                call.set_attribute("peer.service", "backend")
+                carrier: dict[str, str] = {}
+                w3c.inject(carrier, context=set_span_in_context(call))
+                assert get(backend.url + "/data", carrier) == 200
+                seen["call"] = span_hex(call)
+        caller.force_flush()
+        callee.force_flush()
+    finally:
+        backend.close()
+        caller.shutdown()
+        callee.shutdown()
+    assert seen["backend_trace"] == h, "the W3C header carried the trace id"
+    bucket = int(start) - int(start) % 4096
+    converted = f"1-{bucket:08x}-{h[8:]}"
+
+    def both():
+        traces, _ = batch_get(xray, [converted])
+        docs = [json.loads(s["Document"]) for s in traces.get(converted, [])]
+        segs = {d["name"]: d for d in docs if d.get("type") != "subsegment"}
+        return segs if {"frontend", "backend"} <= set(segs) else None
+
+    segs = poll(both, f"frontend and backend in {converted}", timeout=15)
+    assert segs["backend"]["id"] == seen["backend"]
+    assert segs["backend"]["parent_id"] == seen["call"]

@@ -16,9 +16,10 @@ pub(crate) const EX_USAGE: u8 = 64;
     name = "roentgen",
     version,
     about = "Self-hosted distributed tracing that speaks AWS X-Ray",
-    long_about = "Roentgen receives segments from X-Ray SDKs (UDP, the daemon protocol) and \
-                  from the PutTraceSegments API, stores them, and answers the X-Ray API so \
-                  the AWS CLI and boto3 read traces with --endpoint-url."
+    long_about = "Roentgen receives segments from X-Ray SDKs (UDP, the daemon protocol), \
+                  from the PutTraceSegments API and from OpenTelemetry exporters (OTLP/HTTP \
+                  and OTLP/gRPC), stores them, and answers the X-Ray API so the AWS CLI and \
+                  boto3 read traces with --endpoint-url."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
