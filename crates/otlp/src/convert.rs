@@ -51,7 +51,8 @@ pub const METADATA_PREFIX: &str = "aws.xray.metadata.";
 /// Spans that did not become stored documents, for the partial-success answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    /// Hex OTel trace id of the span (or the document's first span).
+    /// The trace: the OTel id in hex for spans refused during conversion, the X-Ray id
+    /// for documents refused after it (policy).
     pub trace_id: String,
     /// Hex OTel span id.
     pub span_id: String,
@@ -379,9 +380,11 @@ fn entity(
     first_start: &HashMap<[u8; 16], u64>,
     now: u64,
 ) -> Result<Entity, Rejection> {
+    // Ids from the wire may be any length: messages quote at most 16 bytes.
+    let short = |b: &[u8]| hex(&b[..b.len().min(16)]);
     let reject = |reason: &'static str, message: String| Rejection {
-        trace_id: hex(&span.trace_id),
-        span_id: hex(&span.span_id),
+        trace_id: short(&span.trace_id),
+        span_id: short(&span.span_id),
         spans: 1,
         reason,
         message,
@@ -393,7 +396,7 @@ fn entity(
                 "InvalidTraceId",
                 format!(
                     "{}: trace id must be 16 bytes, not all zero",
-                    hex(&span.span_id)
+                    short(&span.span_id)
                 ),
             ));
         }
@@ -403,7 +406,7 @@ fn entity(
             "InvalidSpanId",
             format!(
                 "{:?}: span id must be 8 bytes, not all zero",
-                hex(&span.span_id)
+                short(&span.span_id)
             ),
         ));
     };
@@ -419,7 +422,7 @@ fn entity(
                     format!(
                         "{}: parent span id {:?} is not 8 bytes",
                         id_text(span_id),
-                        hex(&span.parent_span_id)
+                        short(&span.parent_span_id)
                     ),
                 ));
             }
