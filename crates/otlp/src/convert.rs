@@ -335,7 +335,7 @@ fn seconds(nanos: u64) -> f64 {
 }
 
 fn id_text(id: u64) -> String {
-    format!("{id:016x}")
+    crate::ids::segment_id_text(id)
 }
 
 /// An id derived from a span id, for entities the span makes besides itself.
@@ -1030,9 +1030,14 @@ impl Assembler<'_> {
     }
 
     fn finish(&mut self, mut b: Built, e: &Entity) {
-        b.value
-            .insert("trace_id".into(), json!(e.trace.to_string()));
-        let text = Value::Object(b.value).to_string();
+        b.value.insert(
+            "trace_id".into(),
+            Value::String(crate::ids::trace_id_text(&e.trace)),
+        );
+        let mut out = Vec::with_capacity(b.size + b.size / 4 + 256);
+        // Writing a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &Value::Object(b.value));
+        let text = String::from_utf8(out).unwrap_or_default();
         match Document::parse(text) {
             Ok(document) => self.batch.documents.push(Converted {
                 document,
