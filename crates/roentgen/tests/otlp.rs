@@ -314,3 +314,44 @@ fn daemon_forwards_otlp_http_and_grpc() {
     assert_eq!(status, 400);
     server.assert_clean_log(&[]);
 }
+
+#[test]
+fn run_forwards_otlp_before_it_exits() {
+    let server = Server::start_with(None, false, &[]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let udp = format!("127.0.0.1:{}", free_port());
+    let mut run = std::process::Command::new(util::bin())
+        .args([
+            "run",
+            "-e",
+            &format!("http://{}", server.http),
+            "-b",
+            &udp,
+            "-t",
+            &udp,
+        ])
+        .args(["--otlp-http-addr", &http, "--", "sleep", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start roentgen run");
+    let t = trace_id(0x71);
+    let body = request("in-run", &t, 0x70, 200).encode_to_vec();
+    let url = format!("http://{http}/v1/traces");
+    // The listener is up once an export is answered.
+    let mut status = 0;
+    wait_for("roentgen run's OTLP listener", || {
+        status = reqwest::blocking::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .map_or(0, |r| r.status().as_u16());
+        status != 0
+    });
+    assert_eq!(status, 200);
+    let exit = run.wait().expect("run exits with the app");
+    assert!(exit.success(), "{exit}");
+    // Flushed before exit: at the server by now.
+    assert_eq!(documents(&server, &xray_id(&t))[0]["name"], "in-run");
+}
