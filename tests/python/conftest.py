@@ -118,6 +118,8 @@ class Roentgen:
         self.udp_addr = (self.host, daemon_port)
         self.tcp_addr = (self.host, daemon_port)
         self.http_url = f"http://{self.host}:{self.http_port}"
+        self.otlp_grpc_port = _free_tcp_port()
+        self.otlp_grpc_addr = f"{self.host}:{self.otlp_grpc_port}"
         self.extra_args = list(extra_args or [])
         self.udp_enabled = udp
         self.tcp_enabled = tcp
@@ -135,6 +137,7 @@ class Roentgen:
             "http-addr": f"{self.host}:{self.http_port}",
             "udp-addr": f"{self.udp_addr[0]}:{self.udp_addr[1]}" if self.udp_enabled else "off",
             "tcp-addr": f"{self.tcp_addr[0]}:{self.tcp_addr[1]}" if self.tcp_enabled else "off",
+            "otlp-grpc-addr": self.otlp_grpc_addr,
             "data-dir": str(self.data_dir),
         }
 

@@ -67,6 +67,10 @@ pub struct Overrides {
     pub concurrency: Option<usize>,
     /// `--metrics-addr` (Roentgen's addition).
     pub metrics_addr: Option<String>,
+    /// `--otlp-http-addr` (Roentgen's addition; off unless given).
+    pub otlp_http_addr: Option<String>,
+    /// `--otlp-grpc-addr` (Roentgen's addition; off unless given).
+    pub otlp_grpc_addr: Option<String>,
 }
 
 /// The `cfg.yaml` keys. Unknown keys are refused with their name.
@@ -293,6 +297,10 @@ pub struct Settings {
     pub spool_bytes: u64,
     /// Address for `/metrics`, when asked for.
     pub metrics_addr: Option<SocketAddr>,
+    /// OTLP/HTTP listener (`/v1/traces`), when asked for.
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// OTLP/gRPC listener, when asked for.
+    pub otlp_grpc_addr: Option<SocketAddr>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
     /// Longest a graceful stop may take to flush.
@@ -570,10 +578,13 @@ impl Settings {
             });
         }
 
-        let metrics_addr = match &flags.metrics_addr {
-            Some(a) if !a.eq_ignore_ascii_case("off") => Some(socket_addr("--metrics-addr", a)?),
-            _ => None,
+        let optional = |flag: &str, value: &Option<String>| match value {
+            Some(a) if !a.eq_ignore_ascii_case("off") => socket_addr(flag, a).map(Some),
+            _ => Ok(None),
         };
+        let metrics_addr = optional("--metrics-addr", &flags.metrics_addr)?;
+        let otlp_http_addr = optional("--otlp-http-addr", &flags.otlp_http_addr)?;
+        let otlp_grpc_addr = optional("--otlp-grpc-addr", &flags.otlp_grpc_addr)?;
 
         Ok(Self {
             udp_addr,
@@ -598,6 +609,8 @@ impl Settings {
             spool_dir: flags.spool_dir.clone().or(parsed.spool_dir),
             spool_bytes: spool_mb * MIB,
             metrics_addr,
+            otlp_http_addr,
+            otlp_grpc_addr,
             config_file: file.map(|(p, _)| p.to_path_buf()),
             flush_timeout: Duration::from_secs(5),
         })

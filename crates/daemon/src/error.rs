@@ -41,7 +41,7 @@ pub enum DaemonError {
     /// A listener could not be bound.
     #[error("cannot bind {what} on {addr}: {source}")]
     Bind {
-        /// `udp`, `tcp` or `metrics`.
+        /// `udp`, `tcp`, `metrics`, `otlp-http` or `otlp-grpc`.
         what: &'static str,
         /// Address.
         addr: SocketAddr,

@@ -9,10 +9,13 @@
 //! endpoint. On shutdown the daemon stops receiving, sends what it holds within the
 //! flush timeout, and spools (or counts as dropped) what it could not send.
 //!
-//! The crate reads no more of a document than its routing needs: the header line, that
-//! the body is UTF-8, and a document's `id` only when the endpoint names it as
-//! unprocessed. It depends on `roentgen-api` for the wire shapes, never on the server
-//! or the store.
+//! With `--otlp-http-addr` / `--otlp-grpc-addr` it also takes OpenTelemetry spans,
+//! converts them with `roentgen-otlp` and buffers the documents like datagrams.
+//!
+//! The crate reads no more of a UDP document than its routing needs: the header line,
+//! that the body is UTF-8, and a document's `id` only when the endpoint names it as
+//! unprocessed. It depends on `roentgen-api` for the wire shapes and on `roentgen-otlp`
+//! for OTLP, never on the server or the store.
 
 pub mod auth;
 pub mod buffer;
@@ -20,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
+pub mod otlp;
 pub mod pipeline;
 pub mod proxy;
 pub mod receiver;
@@ -69,6 +73,8 @@ pub struct Daemon {
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
     metrics_listener: Option<std::net::TcpListener>,
+    otlp_http: Option<std::net::TcpListener>,
+    otlp_grpc: Option<std::net::TcpListener>,
     metrics: Arc<Metrics>,
     pipeline: Arc<Pipeline>,
     telemetry_interval: Duration,
@@ -107,6 +113,14 @@ impl Daemon {
             .metrics_addr
             .map(|addr| bind_tcp("metrics", addr))
             .transpose()?;
+        let otlp_http = settings
+            .otlp_http_addr
+            .map(|addr| bind_tcp("otlp-http", addr))
+            .transpose()?;
+        let otlp_grpc = settings
+            .otlp_grpc_addr
+            .map(|addr| bind_tcp("otlp-grpc", addr))
+            .transpose()?;
         let metrics = Arc::new(Metrics::new());
         let spool = match &settings.spool_dir {
             Some(dir) => {
@@ -127,6 +141,8 @@ impl Daemon {
             udp,
             tcp,
             metrics_listener,
+            otlp_http,
+            otlp_grpc,
             metrics,
             pipeline,
             telemetry_interval: Duration::from_secs(60),
@@ -284,6 +300,40 @@ impl Daemon {
             });
         }
 
+        // OTLP receivers, into the same buffer as UDP.
+        let otlp_servers = TaskTracker::new();
+        let stop_otlp = CancellationToken::new();
+        let otlp = otlp::OtlpReceiver {
+            pipeline: Arc::clone(&self.pipeline),
+            metrics: Arc::clone(&self.metrics),
+        };
+        if let Some(listener) = self.otlp_http {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tracing::info!(addr = %listener.local_addr()?, "otlp http listening");
+            let app = otlp::router(otlp.clone());
+            let stop = stop_otlp.clone();
+            otlp_servers.spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!("otlp http listener failed: {e}");
+                }
+            });
+        }
+        if let Some(listener) = self.otlp_grpc {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tracing::info!(addr = %listener.local_addr()?, "otlp grpc listening");
+            let stop = stop_otlp.clone();
+            let otlp = otlp.clone();
+            otlp_servers.spawn(async move {
+                if let Err(e) = otlp::serve_grpc(listener, otlp, stop.cancelled_owned()).await {
+                    tracing::error!("otlp grpc listener failed: {e}");
+                }
+            });
+        }
+        otlp_servers.close();
+
         // Receiver.
         let receiving = CancellationToken::new();
         let receiver = receiver::spawn(
@@ -347,9 +397,17 @@ impl Daemon {
         receiving.cancel();
         stop_servers.cancel();
         stop_unspool.cancel();
+        stop_otlp.cancel();
         let joined = tokio::task::spawn_blocking(move || receiver.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!("udp receiver ended abnormally");
+        }
+        // Requests in flight finish (their documents are buffered) before the flush.
+        if tokio::time::timeout(Duration::from_secs(2), otlp_servers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("otlp listeners did not stop within 2 s");
         }
 
         // Flush within the deadline.

@@ -16,9 +16,10 @@ pub(crate) const EX_USAGE: u8 = 64;
     name = "roentgen",
     version,
     about = "Self-hosted distributed tracing that speaks AWS X-Ray",
-    long_about = "Roentgen receives segments from X-Ray SDKs (UDP, the daemon protocol) and \
-                  from the PutTraceSegments API, stores them, and answers the X-Ray API so \
-                  the AWS CLI and boto3 read traces with --endpoint-url."
+    long_about = "Roentgen receives segments from X-Ray SDKs (UDP, the daemon protocol), \
+                  from the PutTraceSegments API and from OpenTelemetry exporters (OTLP/HTTP \
+                  and OTLP/gRPC), stores them, and answers the X-Ray API so the AWS CLI and \
+                  boto3 read traces with --endpoint-url."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -127,7 +128,7 @@ impl RunArgs {
 
 /// The official daemon's flags (Go's `flag` package also takes `-bind` with one dash;
 /// [`go_style_args`] rewrites those), plus `--endpoint`, `--spool-dir`, `--spool-size`,
-/// `--concurrency` and `--metrics-addr`.
+/// `--concurrency`, `--metrics-addr`, `--otlp-http-addr` and `--otlp-grpc-addr`.
 #[derive(Debug, Args)]
 #[command(version, disable_version_flag = true)]
 pub(crate) struct DaemonArgs {
@@ -201,6 +202,16 @@ pub(crate) struct DaemonArgs {
     #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
     pub(crate) metrics_addr: Option<String>,
 
+    /// Accepts OpenTelemetry spans over OTLP/HTTP (POST /v1/traces, protobuf or JSON)
+    /// on this address and forwards them as segments (off by default; 4318 is OTLP's).
+    #[arg(long = "otlp-http-addr", value_name = "HOST:PORT")]
+    pub(crate) otlp_http_addr: Option<String>,
+
+    /// Accepts OpenTelemetry spans over OTLP/gRPC on this address and forwards them as
+    /// segments (off by default; 4317 is OTLP's).
+    #[arg(long = "otlp-grpc-addr", value_name = "HOST:PORT")]
+    pub(crate) otlp_grpc_addr: Option<String>,
+
     /// Prints the version and exits.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: Option<bool>,
@@ -230,6 +241,8 @@ impl DaemonArgs {
             spool_size_mb: self.spool_size,
             concurrency: self.concurrency,
             metrics_addr: self.metrics_addr.clone(),
+            otlp_http_addr: self.otlp_http_addr.clone(),
+            otlp_grpc_addr: self.otlp_grpc_addr.clone(),
         }
     }
 
@@ -310,6 +323,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_TCP_ADDR", default_value = "127.0.0.1:2000")]
     tcp_addr: String,
 
+    /// Address of the OTLP/gRPC listener (OpenTelemetry exporters' `TraceService`), or
+    /// `off`. OTLP/HTTP is always on the --http-addr listener at /v1/traces.
+    #[arg(
+        long,
+        env = "ROENTGEN_OTLP_GRPC_ADDR",
+        default_value = "127.0.0.1:4317"
+    )]
+    otlp_grpc_addr: String,
+
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "ROENTGEN_DATA_DIR", default_value = "./roentgen-data")]
     data_dir: PathBuf,
@@ -345,6 +367,7 @@ pub(crate) struct ServeConfig {
     pub(crate) http_addr: SocketAddr,
     pub(crate) udp_addr: Option<SocketAddr>,
     pub(crate) tcp_addr: Option<SocketAddr>,
+    pub(crate) otlp_grpc_addr: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
@@ -388,6 +411,7 @@ impl ServeArgs {
             http_addr: addr("http-addr", &self.http_addr)?,
             udp_addr: optional_addr("udp-addr", &self.udp_addr)?,
             tcp_addr: optional_addr("tcp-addr", &self.tcp_addr)?,
+            otlp_grpc_addr: optional_addr("otlp-grpc-addr", &self.otlp_grpc_addr)?,
             data_dir: self.data_dir,
             retention,
             queue_capacity: self.queue_capacity,
@@ -426,12 +450,26 @@ mod tests {
         );
         assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
         assert_eq!(c.data_dir, PathBuf::from("./roentgen-data"));
+        assert_eq!(
+            c.otlp_grpc_addr.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:4317")
+        );
     }
 
     #[test]
     fn off_and_errors() {
-        let c = parse(&["--udp-addr", "off", "--tcp-addr", "OFF"]).expect("valid");
-        assert!(c.udp_addr.is_none() && c.tcp_addr.is_none());
+        let c = parse(&[
+            "--udp-addr",
+            "off",
+            "--tcp-addr",
+            "OFF",
+            "--otlp-grpc-addr",
+            "off",
+        ])
+        .expect("valid");
+        assert!(c.udp_addr.is_none() && c.tcp_addr.is_none() && c.otlp_grpc_addr.is_none());
+        let e = parse(&["--otlp-grpc-addr", "4317"]).expect_err("bad address");
+        assert!(e.to_string().contains("--otlp-grpc-addr"), "{e}");
         let e = parse(&["--retention", "forever"]).expect_err("bad duration");
         assert!(e.to_string().contains("--retention"), "{e}");
         let e = parse(&["--http-addr", "nope"]).expect_err("bad address");
@@ -510,8 +548,17 @@ mod tests {
             assert_eq!(o.local_mode, Some(false), "{form:?}");
             assert_eq!(o.buffer_memory_mb, Some(8), "{form:?}");
         }
+        let o = daemon(&[
+            "--otlp-http-addr",
+            "127.0.0.1:4318",
+            "--otlp-grpc-addr=127.0.0.1:4317",
+        ])
+        .overrides();
+        assert_eq!(o.otlp_http_addr.as_deref(), Some("127.0.0.1:4318"));
+        assert_eq!(o.otlp_grpc_addr.as_deref(), Some("127.0.0.1:4317"));
         // Nothing given: every value comes from the config file or the defaults.
         let o = daemon(&[]).overrides();
+        assert!(o.otlp_http_addr.is_none() && o.otlp_grpc_addr.is_none());
         assert!(o.bind.is_none() && o.local_mode.is_none() && o.buffer_memory_mb.is_none());
     }
 

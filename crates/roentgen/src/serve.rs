@@ -1,7 +1,7 @@
 //! `roentgen serve`: wiring and the shutdown order.
 //!
-//! Start: open the store, bind every listener (failing before serving anything), log
-//! each bound address. Stop on SIGTERM/SIGINT: stop accepting (HTTP graceful shutdown,
+//! Start: open the store, bind every listener (HTTP with OTLP/HTTP, the daemon's UDP
+//! and TCP, OTLP/gRPC) failing before serving anything, log each bound address. Stop on SIGTERM/SIGINT: stop accepting (HTTP graceful shutdown,
 //! UDP reads what the kernel already holds), drain the ingest queue into the store,
 //! exit 0, all within `--grace`. A second signal exits at once with status 130.
 
@@ -97,6 +97,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let otlp_grpc = match config.otlp_grpc_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("bind --otlp-grpc-addr {a}"))?,
+        ),
+        None => None,
+    };
     let udp_socket = match config.udp_addr {
         Some(a) => Some(receiver::bind(a).with_context(|| format!("bind --udp-addr {a}"))?),
         None => None,
@@ -107,6 +115,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(u) = &udp_socket {
         info!(listener = "udp", addr = %u.local_addr()?, "listening");
+    }
+    if let Some(g) = &otlp_grpc {
+        info!(listener = "otlp-grpc", addr = %g.local_addr()?, "listening");
     }
 
     let metrics = Arc::new(Metrics::new());
@@ -137,6 +148,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
+        }));
+    }
+    if let Some(listener) = otlp_grpc {
+        let otlp = roentgen_server::OtlpIngest::new(ingest.clone(), tenant.clone());
+        let stop = cancel.clone();
+        servers.push(tokio::spawn(async move {
+            roentgen_server::otlp::serve_grpc(listener, otlp, stop.cancelled_owned())
+                .await
+                .map_err(std::io::Error::other)
         }));
     }
     let udp_thread = match udp_socket {

@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
             "/SamplingStatisticSummaries",
             post(crate::sampling::get_sampling_statistic_summaries),
         )
+        .route("/v1/traces", post(crate::otlp::traces))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -203,6 +204,7 @@ fn operation_of(path: &str) -> &'static str {
         "/GetSamplingRules" => "GetSamplingRules",
         "/SamplingTargets" => "GetSamplingTargets",
         "/SamplingStatisticSummaries" => "GetSamplingStatisticSummaries",
+        "/v1/traces" => "OtlpExport",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
         _ => "other",

@@ -26,6 +26,22 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// How OTLP spans arrived.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `http` or `grpc`.
+    pub transport: &'static str,
+}
+
+/// Why OTLP spans or requests were rejected.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OtlpLabels {
+    /// `http` or `grpc`.
+    pub transport: &'static str,
+    /// A stable reason code.
+    pub reason: &'static str,
+}
+
 /// What a daemon's telemetry counted.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -76,6 +92,14 @@ pub struct Metrics {
     pub telemetry_segments: Family<KindLabels, Counter>,
     /// `GetSamplingTargets` statistics documents, by what they were answered with.
     pub sampling_targets: Family<GrantLabels, Counter>,
+    /// OTLP spans received (in requests that could be decoded), by transport.
+    pub otlp_received: Family<TransportLabels, Counter>,
+    /// OTLP spans converted and durably stored, by transport.
+    pub otlp_converted: Family<TransportLabels, Counter>,
+    /// OTLP spans rejected (partial success), by transport and reason.
+    pub otlp_rejected: Family<OtlpLabels, Counter>,
+    /// OTLP requests refused as a whole, by transport and reason.
+    pub otlp_rejected_requests: Family<OtlpLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +147,47 @@ impl Metrics {
         let _ = sampling_targets.get_or_create(&GrantLabels {
             grant: "unknown_rule",
         });
+        let otlp_received = Family::<TransportLabels, Counter>::default();
+        let otlp_converted = Family::<TransportLabels, Counter>::default();
+        let otlp_rejected = Family::<OtlpLabels, Counter>::default();
+        let otlp_rejected_requests = Family::<OtlpLabels, Counter>::default();
+        registry.register(
+            "roentgen_otlp_received_spans",
+            "OTLP spans received, by transport",
+            otlp_received.clone(),
+        );
+        registry.register(
+            "roentgen_otlp_converted_spans",
+            "OTLP spans converted to segment documents and stored, by transport",
+            otlp_converted.clone(),
+        );
+        registry.register(
+            "roentgen_otlp_rejected_spans",
+            "OTLP spans rejected in a partial success, by transport and reason",
+            otlp_rejected.clone(),
+        );
+        registry.register(
+            "roentgen_otlp_rejected_requests",
+            "OTLP requests refused as a whole, by transport and reason",
+            otlp_rejected_requests.clone(),
+        );
+        for transport in ["http", "grpc"] {
+            let _ = otlp_received.get_or_create(&TransportLabels { transport });
+            let _ = otlp_converted.get_or_create(&TransportLabels { transport });
+            let span_reasons = roentgen_otlp::convert::SPAN_REASONS
+                .iter()
+                .chain(roentgen_model::DocumentError::ALL_CODES)
+                .chain(crate::ingest::POLICY_REASONS);
+            for reason in span_reasons {
+                let _ = otlp_rejected.get_or_create(&OtlpLabels { transport, reason });
+            }
+            let request_reasons = roentgen_otlp::OtlpError::ALL_REASONS
+                .iter()
+                .chain(crate::otlp::REQUEST_REASONS);
+            for reason in request_reasons {
+                let _ = otlp_rejected_requests.get_or_create(&OtlpLabels { transport, reason });
+            }
+        }
         registry.register(
             "roentgen_telemetry_records",
             "Telemetry records received from daemons (PutTelemetryRecords)",
@@ -181,6 +246,7 @@ impl Metrics {
             "HTTP requests answered, by operation and status",
             requests.clone(),
         );
+        let _ = received.get_or_create(&SourceLabels { source: "otlp" });
         for source in ["udp", "api"] {
             let _ = received.get_or_create(&SourceLabels { source });
             for reason in roentgen_model::DocumentError::ALL_CODES {
@@ -200,6 +266,10 @@ impl Metrics {
             });
             let _ = rejected.get_or_create(&ReasonLabels {
                 source: "api",
+                reason,
+            });
+            let _ = rejected.get_or_create(&ReasonLabels {
+                source: "otlp",
                 reason,
             });
         }
@@ -223,6 +293,10 @@ impl Metrics {
             telemetry_records,
             telemetry_segments,
             sampling_targets,
+            otlp_received,
+            otlp_converted,
+            otlp_rejected,
+            otlp_rejected_requests,
         }
     }
 

@@ -85,8 +85,15 @@ impl Server {
             .expect("log file");
         let udp = if self.udp_enabled { &self.udp } else { "off" };
         let tcp = self.tcp.as_deref().unwrap_or("off");
+        // OTLP/gRPC only when a test asks for it (its default port would collide).
+        let grpc: &[&str] = if self.extra.iter().any(|a| a.starts_with("--otlp-grpc-addr")) {
+            &[]
+        } else {
+            &["--otlp-grpc-addr", "off"]
+        };
         let child = Command::new(bin())
             .args(["serve", "--http-addr", &self.http, "--udp-addr", udp])
+            .args(grpc)
             .args(["--tcp-addr", tcp, "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)

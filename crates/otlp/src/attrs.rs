@@ -1,0 +1,184 @@
+//! Attribute lists: look-ups by key that remember what was used, and OTLP values as
+//! JSON.
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use serde_json::{Map, Number, Value};
+
+/// The attributes of a span (or resource). A key read with `take` is "used": it went
+/// into a typed field and is left out of the metadata.
+pub(crate) struct Attrs<'a> {
+    kv: &'a [KeyValue],
+    used: Vec<bool>,
+}
+
+impl<'a> Attrs<'a> {
+    pub(crate) fn new(kv: &'a [KeyValue]) -> Self {
+        Self {
+            kv,
+            used: vec![false; kv.len()],
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<usize> {
+        self.kv
+            .iter()
+            .position(|kv| kv.key == key && kv.value.as_ref().is_some_and(|v| v.value.is_some()))
+    }
+
+    /// The value of `key` without using it.
+    pub(crate) fn peek(&self, key: &str) -> Option<&'a Av> {
+        let i = self.find(key)?;
+        self.kv[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// The value of `key`, marked used.
+    pub(crate) fn take(&mut self, key: &str) -> Option<&'a Av> {
+        let i = self.find(key)?;
+        self.used[i] = true;
+        self.kv[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// A string value without using it.
+    pub(crate) fn peek_str(&self, key: &str) -> Option<&'a str> {
+        match self.peek(key)? {
+            Av::StringValue(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The first of `keys` that has a non-empty string value, marked used.
+    pub(crate) fn take_str(&mut self, keys: &[&str]) -> Option<&'a str> {
+        for key in keys {
+            if let Some(i) = self.find(key)
+                && let Some(Av::StringValue(s)) =
+                    self.kv[i].value.as_ref().and_then(|v| v.value.as_ref())
+                && !s.is_empty()
+            {
+                self.used[i] = true;
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// The first of `keys` with an integer value (or a string of one), marked used.
+    pub(crate) fn take_int(&mut self, keys: &[&str]) -> Option<i64> {
+        for key in keys {
+            if let Some(i) = self.find(key) {
+                let n = match self.kv[i].value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Av::IntValue(n)) => Some(*n),
+                    Some(Av::StringValue(s)) => s.trim().parse().ok(),
+                    Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.is_finite() => {
+                        Some(*d as i64)
+                    }
+                    _ => None,
+                };
+                if let Some(n) = n {
+                    self.used[i] = true;
+                    return Some(n);
+                }
+            }
+        }
+        None
+    }
+
+    /// The attributes nobody used, in their order.
+    pub(crate) fn unused(&self) -> impl Iterator<Item = (&'a str, &'a Av)> + '_ {
+        self.kv.iter().zip(&self.used).filter_map(|(kv, used)| {
+            if *used {
+                return None;
+            }
+            Some((kv.key.as_str(), kv.value.as_ref()?.value.as_ref()?))
+        })
+    }
+}
+
+/// Attribute value of `key` in a plain list (events, resources).
+pub(crate) fn get<'a>(kv: &'a [KeyValue], key: &str) -> Option<&'a Av> {
+    kv.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+/// String attribute of `key` in a plain list.
+pub(crate) fn get_str<'a>(kv: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match get(kv, key)? {
+        Av::StringValue(s) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+fn lower_hex(bytes: &[u8]) -> String {
+    crate::ids::hex(bytes)
+}
+
+/// An OTLP value as JSON: arrays and key-value lists nest, bytes become hex, a
+/// non-finite double becomes its text.
+pub(crate) fn to_json(v: &Av) -> Value {
+    match v {
+        Av::StringValue(s) => Value::String(s.clone()),
+        Av::BoolValue(b) => Value::Bool(*b),
+        Av::IntValue(n) => Value::Number((*n).into()),
+        Av::DoubleValue(d) => {
+            Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
+        }
+        Av::ArrayValue(a) => Value::Array(a.values.iter().map(any_to_json).collect()),
+        Av::KvlistValue(l) => {
+            let mut m = Map::new();
+            for kv in &l.values {
+                m.insert(
+                    kv.key.clone(),
+                    kv.value.as_ref().map_or(Value::Null, any_to_json),
+                );
+            }
+            Value::Object(m)
+        }
+        Av::BytesValue(b) => Value::String(lower_hex(b)),
+        Av::StringValueStrindex(i) => Value::Number((*i).into()),
+    }
+}
+
+fn any_to_json(v: &AnyValue) -> Value {
+    v.value.as_ref().map_or(Value::Null, to_json)
+}
+
+/// The value as an X-Ray annotation (string, number or boolean), if it can be one.
+pub(crate) fn annotation(v: &Av) -> Option<Value> {
+    match v {
+        Av::StringValue(s) => Some(Value::String(s.clone())),
+        Av::BoolValue(b) => Some(Value::Bool(*b)),
+        Av::IntValue(n) => Some(Value::Number((*n).into())),
+        Av::DoubleValue(d) => Number::from_f64(*d).map(Value::Number),
+        _ => None,
+    }
+}
+
+/// An annotation key as X-Ray allows it: every character but ASCII letters and digits
+/// becomes `_` (the rule of the AWS exporter before its `allowDot` gate; X-Ray documents
+/// letters, digits and underscores only).
+pub(crate) fn annotation_key(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    out.truncate(roentgen_model::document::MAX_ANNOTATION_KEY_LEN);
+    out
+}
+
+/// A rough size of the JSON text of `v`, in bytes, without writing it.
+pub(crate) fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2 + s.len() / 16,
+        Value::Array(a) => 2 + a.iter().map(|x| approx_size(x) + 1).sum::<usize>(),
+        Value::Object(m) => {
+            2 + m
+                .iter()
+                .map(|(k, x)| k.len() + 4 + approx_size(x))
+                .sum::<usize>()
+        }
+    }
+}
