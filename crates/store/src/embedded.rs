@@ -104,19 +104,22 @@ type Parsed = BTreeMap<u64, Segment>;
 const MAX_PARSED_IN_MEMORY: usize = 10_000;
 
 enum IndexMsg {
-    /// Documents of a trace were written; `Some` carries every one of them (parsed),
-    /// `None` (after a restart) says to read them from the store.
-    /// The `u64` is the write's sequence number, the value its dirty marker holds.
-    Dirty(TenantId, TraceId, Option<Parsed>, u64),
+    /// Documents of traces were written by one write; `Some` carries every one of a
+    /// trace's documents in that write (parsed), `None` (after a restart) says to read
+    /// them from the store. The `u64` is the write's sequence number, the value its
+    /// dirty markers hold. One message per write, not per trace: a full channel then
+    /// costs the writer one wake-up per write instead of one per trace.
+    Dirty(TenantId, Vec<(TraceId, Option<Parsed>)>, u64),
     Flush(std::sync::mpsc::Sender<()>),
     Stop,
 }
 
-/// Most notes waiting in the indexer's channel. When it is full, writes wait (the
-/// ingest queue in front of the store absorbs it, then sheds load with counted drops):
-/// notes are never lost, which is what lets the indexer trust a note's documents to be
-/// the whole of a new trace.
-const INDEX_CHANNEL: usize = 2_048;
+/// Most writes' notes waiting in the indexer's channel (one: a write's note holds up to a
+/// whole batch of parsed documents). When it is full, writes wait
+/// (the ingest queue in front of the store absorbs it, then sheds load with counted
+/// drops): notes are never lost, which is what lets the indexer trust a note's
+/// documents to be the whole of a new trace.
+const INDEX_CHANNEL: usize = 1;
 
 /// The handle on the indexer thread.
 struct Indexer {
@@ -134,15 +137,9 @@ impl Indexer {
         seq: u64,
     ) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for (t, parsed) in traces {
-            if tx
-                .send(IndexMsg::Dirty(tenant.clone(), t, Some(parsed), seq))
-                .is_err()
-            {
-                // The store is closing; the markers remain on disk.
-                return;
-            }
-        }
+        let traces = traces.into_iter().map(|(t, p)| (t, Some(p))).collect();
+        // An error means the store is closing; the markers remain on disk.
+        let _ = tx.send(IndexMsg::Dirty(tenant.clone(), traces, seq));
     }
 
     fn flush(&self) -> std::sync::mpsc::Receiver<()> {
@@ -175,41 +172,45 @@ fn indexer_loop(
     }
     fn take(msg: IndexMsg, p: &mut Pending) {
         match msg {
-            IndexMsg::Dirty(t, id, docs, seq) => {
-                let key = (t, id);
-                let n = docs.as_ref().map_or(0, BTreeMap::len);
-                let room = docs.is_some() && p.in_memory + n <= MAX_PARSED_IN_MEMORY;
-                match p.parsed.get_mut(&key) {
-                    Some((known, max_seq)) => {
-                        *max_seq = (*max_seq).max(seq);
-                        match (known.as_mut(), docs) {
-                            (Some(known), Some(docs)) if room => {
-                                for (k, v) in docs {
-                                    if known.insert(k, v).is_none() {
-                                        p.in_memory += 1;
-                                    }
-                                }
-                            }
-                            (Some(k), _) => {
-                                p.in_memory -= k.len();
-                                *known = None;
-                            }
-                            (None, _) => {}
-                        }
-                    }
-                    None => {
-                        p.queue.push_back((key.clone(), Instant::now()));
-                        if room {
-                            p.in_memory += n;
-                            p.parsed.insert(key, (docs, seq));
-                        } else {
-                            p.parsed.insert(key, (None, seq));
-                        }
-                    }
+            IndexMsg::Dirty(t, traces, seq) => {
+                for (id, docs) in traces {
+                    take_trace(p, (t.clone(), id), docs, seq);
                 }
             }
             IndexMsg::Flush(w) => p.waiters.push(w),
             IndexMsg::Stop => p.stop = true,
+        }
+    }
+    fn take_trace(p: &mut Pending, key: Key, docs: Option<Parsed>, seq: u64) {
+        let n = docs.as_ref().map_or(0, BTreeMap::len);
+        let room = docs.is_some() && p.in_memory + n <= MAX_PARSED_IN_MEMORY;
+        match p.parsed.get_mut(&key) {
+            Some((known, max_seq)) => {
+                *max_seq = (*max_seq).max(seq);
+                match (known.as_mut(), docs) {
+                    (Some(known), Some(docs)) if room => {
+                        for (k, v) in docs {
+                            if known.insert(k, v).is_none() {
+                                p.in_memory += 1;
+                            }
+                        }
+                    }
+                    (Some(k), _) => {
+                        p.in_memory -= k.len();
+                        *known = None;
+                    }
+                    (None, _) => {}
+                }
+            }
+            None => {
+                p.queue.push_back((key.clone(), Instant::now()));
+                if room {
+                    p.in_memory += n;
+                    p.parsed.insert(key, (docs, seq));
+                } else {
+                    p.parsed.insert(key, (None, seq));
+                }
+            }
         }
     }
     let mut p = Pending {
@@ -253,7 +254,7 @@ fn indexer_loop(
             match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
                 Ok((keys, more)) => {
                     for (t, id) in keys {
-                        take(IndexMsg::Dirty(t, id, None, 0), &mut p);
+                        take_trace(&mut p, (t, id), None, 0);
                     }
                     if more {
                         missed.store(true, Ordering::Release);
