@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roentgen_otlp::http::{Format, MAX_BODY_BYTES};
 use roentgen_otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpError};
@@ -94,41 +94,27 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 fn error_response(format: Format, e: &OtlpError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let code = roentgen_otlp::http::grpc_code_of_http(status.as_u16());
-    let body = roentgen_otlp::http::encode_status(format, code, &e.to_string());
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    resp
+    let body = roentgen_otlp::http::error_body(format, status.as_u16(), &e.to_string());
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 /// `POST /v1/traces`.
 async fn traces(State(otlp): State<OtlpReceiver>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let format = match Format::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE)) {
-        Ok(f) => f,
-        Err(e) => {
-            otlp.refuse("http", e.reason());
-            return error_response(Format::Json, &e);
-        }
-    };
-    let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await else {
-        let e = OtlpError::TooLarge {
-            limit: MAX_BODY_BYTES,
-        };
-        otlp.refuse("http", e.reason());
-        return error_response(format, &e);
-    };
-    let request = roentgen_otlp::http::decompress(
+    let bytes = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
+        .await
+        .ok();
+    match roentgen_otlp::http::read_request(
+        header_str(&parts.headers, header::CONTENT_TYPE),
         header_str(&parts.headers, header::CONTENT_ENCODING),
-        &bytes,
-        MAX_BODY_BYTES,
-    )
-    .and_then(|plain| roentgen_otlp::http::decode(format, &plain));
-    match request {
-        Ok(request) => {
+        bytes.as_deref(),
+    ) {
+        Ok((format, request)) => {
             let response = otlp.export("http", &request);
             (
                 [(header::CONTENT_TYPE, format.content_type())],
@@ -136,7 +122,7 @@ async fn traces(State(otlp): State<OtlpReceiver>, req: Request) -> Response {
             )
                 .into_response()
         }
-        Err(e) => {
+        Err((format, e)) => {
             otlp.refuse("http", e.reason());
             error_response(format, &e)
         }

@@ -89,15 +89,26 @@ pub fn decode(format: Format, body: &[u8]) -> Result<ExportTraceServiceRequest, 
     }
 }
 
-/// Content type, encoding and body to request, at most [`MAX_BODY_BYTES`] either way.
+/// An OTLP/HTTP request from its `Content-Type`, `Content-Encoding` and body (`None`:
+/// the body passed [`MAX_BODY_BYTES`]), at most [`MAX_BODY_BYTES`] before and after
+/// decompression. On failure: the error and the format to answer it in (JSON when the
+/// content type itself is not OTLP's). The one reading of a request for every
+/// OTLP/HTTP receiver.
 pub fn read_request(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
-    body: &[u8],
-) -> Result<(Format, ExportTraceServiceRequest), OtlpError> {
-    let format = Format::from_content_type(content_type)?;
-    let plain = decompress(content_encoding, body, MAX_BODY_BYTES)?;
-    Ok((format, decode(format, &plain)?))
+    body: Option<&[u8]>,
+) -> Result<(Format, ExportTraceServiceRequest), (Format, OtlpError)> {
+    let format = Format::from_content_type(content_type).map_err(|e| (Format::Json, e))?;
+    let body = body.ok_or((
+        format,
+        OtlpError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+    ))?;
+    let plain = decompress(content_encoding, body, MAX_BODY_BYTES).map_err(|e| (format, e))?;
+    let request = decode(format, &plain).map_err(|e| (format, e))?;
+    Ok((format, request))
 }
 
 /// The answer to an export: empty when everything landed, else the partial success
@@ -142,6 +153,12 @@ pub fn grpc_code_of_http(status: u16) -> i32 {
         503 => 14,            // UNAVAILABLE
         _ => 13,              // INTERNAL
     }
+}
+
+/// The body of an error answer with HTTP `status`: a `google.rpc.Status` in `format`
+/// whose code is the gRPC code of that status.
+pub fn error_body(format: Format, status: u16, message: &str) -> Vec<u8> {
+    encode_status(format, grpc_code_of_http(status), message)
 }
 
 /// An error body in `format`.

@@ -720,7 +720,7 @@ fn otlp_json_decodes() {
         e = (NOW - 4) * 1_000_000_000
     );
     let (format, req) =
-        roentgen_otlp::http::read_request(Some("application/json"), None, body.as_bytes())
+        roentgen_otlp::http::read_request(Some("application/json"), None, Some(body.as_bytes()))
             .expect("valid OTLP JSON");
     assert_eq!(format, roentgen_otlp::http::Format::Json);
     let b = convert(&req, NOW);

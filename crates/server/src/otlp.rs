@@ -142,13 +142,13 @@ fn submit_reason(e: &SubmitError) -> &'static str {
 pub const REQUEST_REASONS: &[&str] = &["queue_full", "shutting_down", "store_error"];
 
 fn status_response(format: Format, status: StatusCode, message: &str) -> Response {
-    let code = roentgen_otlp::http::grpc_code_of_http(status.as_u16());
-    let body = roentgen_otlp::http::encode_status(format, code, message);
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    let body = roentgen_otlp::http::error_body(format, status.as_u16(), message);
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -169,33 +169,16 @@ fn error_response(format: Format, e: &OtlpError) -> Response {
 pub(crate) async fn traces(State(state): State<AppState>, req: Request) -> Response {
     let otlp = OtlpIngest::new(state.ingest.clone(), state.tenant.clone());
     let (parts, body) = req.into_parts();
-    let format = match Format::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE)) {
-        Ok(f) => f,
-        Err(e) => {
-            otlp.refuse("http", e.reason());
-            // The request's encoding is unknown: answer in JSON, readable by anyone.
-            return error_response(Format::Json, &e);
-        }
-    };
-    let bytes = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let e = OtlpError::TooLarge {
-                limit: MAX_BODY_BYTES,
-            };
-            otlp.refuse("http", e.reason());
-            return error_response(format, &e);
-        }
-    };
-    let request = roentgen_otlp::http::decompress(
+    let bytes = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
+        .await
+        .ok();
+    let (format, request) = match roentgen_otlp::http::read_request(
+        header_str(&parts.headers, header::CONTENT_TYPE),
         header_str(&parts.headers, header::CONTENT_ENCODING),
-        &bytes,
-        MAX_BODY_BYTES,
-    )
-    .and_then(|plain| roentgen_otlp::http::decode(format, &plain));
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => {
+        bytes.as_deref(),
+    ) {
+        Ok(read) => read,
+        Err((format, e)) => {
             otlp.refuse("http", e.reason());
             return error_response(format, &e);
         }
