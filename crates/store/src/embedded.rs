@@ -19,7 +19,8 @@ use roentgen_model::document::parse_segment;
 use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
 
 use crate::keys::{
-    TenantId, day_of, day_start, doc_key, rollup_prefix, service_key, time_key, trace_key,
+    TenantId, day_of, day_start, doc_key, rollup_prefix, service_key, split_tenant, time_key,
+    trace_key,
 };
 use crate::{
     ConfigKind, RollupRow, Store, StoreError, StoredSummary, StoredTrace, SummaryPage,
@@ -652,14 +653,13 @@ impl EmbeddedStore {
                 return Ok((out, true));
             }
             let k = kv.key()?;
-            let n = usize::from(*k.first().unwrap_or(&0));
-            if k.len() != 1 + n + 16 {
-                continue;
-            }
-            let tenant = TenantId::new(String::from_utf8_lossy(&k[1..1 + n]).into_owned())?;
-            let Ok(tb) = <[u8; 16]>::try_from(&k[1 + n..]) else {
+            let Some((tp, rest)) = split_tenant(&k) else {
                 continue;
             };
+            let Ok(tb) = <[u8; 16]>::try_from(rest) else {
+                continue;
+            };
+            let tenant = TenantId::new(String::from_utf8_lossy(&tp[1..]).into_owned())?;
             out.push((tenant, TraceId::from_bytes(tb)));
         }
         Ok((out, false))
@@ -705,13 +705,15 @@ impl EmbeddedStore {
         let mut hours: BTreeMap<Vec<u8>, (Stats, crate::codec::MinuteCounts)> = BTreeMap::new();
         for kv in parts.roll.iter() {
             let (k, v) = kv.into_inner()?;
-            let n = 1 + usize::from(*k.first().unwrap_or(&0));
-            let Some(mb) = k.get(n..n + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+            let Some((tp, rest)) = split_tenant(&k) else {
                 continue;
             };
-            let minute = u64::from_be_bytes(mb);
-            let mut hk = rollup_prefix(&k[..n], minute / 60 * 60);
-            hk.extend_from_slice(&k[n + 8..]);
+            let Some((mb, graph_key)) = rest.split_first_chunk::<8>() else {
+                continue;
+            };
+            let minute = u64::from_be_bytes(*mb);
+            let mut hk = rollup_prefix(tp, minute / 60 * 60);
+            hk.extend_from_slice(graph_key);
             let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
             let (sum, counts) = hours
                 .entry(hk)
@@ -1278,9 +1280,14 @@ impl EmbeddedStore {
             let keyspace = if hours { &parts.hour } else { &parts.roll };
             for kv in keyspace.range(lo..hi) {
                 let (k, v) = kv.into_inner()?;
-                let mut mb = [0u8; 8];
-                mb.copy_from_slice(&k[tp.len()..tp.len() + 8]);
-                let minute = u64::from_be_bytes(mb);
+                // The range is within the tenant's prefix; a key too short for a
+                // minute is corrupt.
+                let Some((mb, raw_key)) =
+                    k.get(tp.len()..).and_then(<[u8]>::split_first_chunk::<8>)
+                else {
+                    return Err(corrupt("rollup key", "shorter than its minute"));
+                };
+                let minute = u64::from_be_bytes(*mb);
                 let (first, last, stats) = if hours {
                     let (stats, counts) =
                         crate::codec::decode_hour(&v).map_err(|e| corrupt("rollup", e))?;
@@ -1294,7 +1301,7 @@ impl EmbeddedStore {
                     let stats = crate::codec::decode_stats(&v).map_err(|e| corrupt("rollup", e))?;
                     (minute, minute, stats)
                 };
-                sink.push(&k[tp.len() + 8..], first, last, stats)?;
+                sink.push(raw_key, first, last, stats)?;
             }
         }
         Ok(())

@@ -51,6 +51,13 @@ impl TenantId {
     }
 }
 
+/// A key's tenant prefix (as [`TenantId::prefix`] writes it) and the rest of the key;
+/// `None` when the key is shorter than its prefix says.
+pub(crate) fn split_tenant(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = 1 + usize::from(*key.first()?);
+    (key.len() >= n).then(|| key.split_at(n))
+}
+
 impl Default for TenantId {
     fn default() -> Self {
         Self::default_tenant()
