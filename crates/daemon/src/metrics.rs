@@ -18,22 +18,6 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
-/// How OTLP spans arrived.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TransportLabels {
-    /// `http` or `grpc`.
-    pub transport: &'static str,
-}
-
-/// Why OTLP spans or requests were rejected.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OtlpLabels {
-    /// `http` or `grpc`.
-    pub transport: &'static str,
-    /// A stable reason code.
-    pub reason: &'static str,
-}
-
 /// Reasons a datagram is refused before it is buffered.
 pub const DATAGRAM_REASONS: &[&str] =
     &["missing_header", "invalid_header", "empty_body", "not_utf8"];
@@ -80,14 +64,8 @@ pub struct Metrics {
     pub proxied: Counter,
     /// Telemetry records the endpoint accepted.
     pub telemetry_sent: Counter,
-    /// OTLP spans received, by transport.
-    pub otlp_received: Family<TransportLabels, Counter>,
-    /// OTLP spans converted to documents and buffered, by transport.
-    pub otlp_converted: Family<TransportLabels, Counter>,
-    /// OTLP spans rejected (partial success), by transport and reason.
-    pub otlp_rejected: Family<OtlpLabels, Counter>,
-    /// OTLP requests refused as a whole, by transport and reason.
-    pub otlp_rejected_requests: Family<OtlpLabels, Counter>,
+    /// OTLP spans and requests (converted spans are the buffered ones).
+    pub otlp: roentgen_otlp::metrics::OtlpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,33 +98,9 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             proxied: Counter::default(),
             telemetry_sent: Counter::default(),
-            otlp_received: Family::default(),
-            otlp_converted: Family::default(),
-            otlp_rejected: Family::default(),
-            otlp_rejected_requests: Family::default(),
+            otlp: roentgen_otlp::metrics::OtlpMetrics::new(&[], &[]),
             registry: Registry::default(),
         };
-        for transport in ["http", "grpc"] {
-            let _ = m
-                .otlp_received
-                .get_or_create(&TransportLabels { transport });
-            let _ = m
-                .otlp_converted
-                .get_or_create(&TransportLabels { transport });
-            let span_reasons = roentgen_otlp::convert::SPAN_REASONS
-                .iter()
-                .chain(roentgen_otlp::convert::DOCUMENT_REASONS);
-            for reason in span_reasons {
-                let _ = m
-                    .otlp_rejected
-                    .get_or_create(&OtlpLabels { transport, reason });
-            }
-            for reason in roentgen_otlp::OtlpError::ALL_REASONS {
-                let _ = m
-                    .otlp_rejected_requests
-                    .get_or_create(&OtlpLabels { transport, reason });
-            }
-        }
         for reason in DATAGRAM_REASONS.iter().chain(ENDPOINT_REJECT_REASONS) {
             let _ = m.rejected.get_or_create(&ReasonLabels { reason });
         }
@@ -217,30 +171,11 @@ impl Metrics {
             m.proxied.clone(),
         );
         registry.register(
-            "otlp_received_spans",
-            "OTLP spans received, by transport",
-            m.otlp_received.clone(),
-        );
-        registry.register(
-            "otlp_converted_spans",
-            "OTLP spans converted to segment documents and buffered, by transport",
-            m.otlp_converted.clone(),
-        );
-        registry.register(
-            "otlp_rejected_spans",
-            "OTLP spans rejected in a partial success, by transport and reason",
-            m.otlp_rejected.clone(),
-        );
-        registry.register(
-            "otlp_rejected_requests",
-            "OTLP requests refused as a whole, by transport and reason",
-            m.otlp_rejected_requests.clone(),
-        );
-        registry.register(
             "telemetry_records",
             "Telemetry records the endpoint accepted",
             m.telemetry_sent.clone(),
         );
+        m.otlp.register(&mut registry, "", "buffered");
         Self { registry, ..m }
     }
 

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use roentgen_otlp::http::{Format, MAX_BODY_BYTES};
 use roentgen_otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpError};
 
-use crate::metrics::{Metrics, OtlpLabels, TransportLabels};
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
 /// Converts OTLP requests into the daemon's buffer.
@@ -32,10 +32,7 @@ impl std::fmt::Debug for OtlpReceiver {
 
 impl OtlpReceiver {
     fn refuse(&self, transport: &'static str, reason: &'static str) {
-        self.metrics
-            .otlp_rejected_requests
-            .get_or_create(&OtlpLabels { transport, reason })
-            .inc();
+        self.metrics.otlp.refused(transport, reason);
     }
 
     /// Converts one request and buffers its documents.
@@ -50,20 +47,8 @@ impl OtlpReceiver {
             .unwrap_or(0);
         let batch = roentgen_otlp::convert(request, now);
         let m = &self.metrics;
-        m.otlp_received
-            .get_or_create(&TransportLabels { transport })
-            .inc_by(batch.spans as u64);
-        m.otlp_converted
-            .get_or_create(&TransportLabels { transport })
-            .inc_by(batch.converted_spans() as u64);
-        for r in &batch.rejected {
-            m.otlp_rejected
-                .get_or_create(&OtlpLabels {
-                    transport,
-                    reason: r.reason,
-                })
-                .inc_by(r.spans as u64);
-        }
+        m.otlp.received(transport, &batch);
+        m.otlp.converted(transport, batch.converted_spans());
         let response = roentgen_otlp::http::response(&batch);
         let docs: Vec<crate::buffer::Doc> = batch
             .documents

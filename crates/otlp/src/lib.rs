@@ -4,7 +4,8 @@
 //! [`roentgen_model::Document`]s: OTLP/HTTP content types, gzip and size limits
 //! ([`http`]), the OTLP/gRPC `TraceService` over any [`grpc::Sink`] ([`grpc`]), the
 //! conversion of spans by the rules of AWS's X-Ray exporter ([`convert`], table in
-//! `docs/otlp.md`), trace-id mapping ([`ids`]) and the partial-success answer.
+//! `docs/otlp.md`), trace-id mapping ([`ids`]), the partial-success answer and the
+//! counters every receiver keeps ([`metrics`]).
 //!
 //! It does no I/O and depends on no Roentgen crate but `roentgen-model`: the server
 //! (`roentgen serve`) and the daemon (`roentgen daemon`, `roentgen run`) bind the
@@ -17,6 +18,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 
 pub use convert::{Batch, Converted, Rejection, convert};
 pub use error::OtlpError;

@@ -26,22 +26,6 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
-/// How OTLP spans arrived.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TransportLabels {
-    /// `http` or `grpc`.
-    pub transport: &'static str,
-}
-
-/// Why OTLP spans or requests were rejected.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OtlpLabels {
-    /// `http` or `grpc`.
-    pub transport: &'static str,
-    /// A stable reason code.
-    pub reason: &'static str,
-}
-
 /// What a daemon's telemetry counted.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -92,14 +76,8 @@ pub struct Metrics {
     pub telemetry_segments: Family<KindLabels, Counter>,
     /// `GetSamplingTargets` statistics documents, by what they were answered with.
     pub sampling_targets: Family<GrantLabels, Counter>,
-    /// OTLP spans received (in requests that could be decoded), by transport.
-    pub otlp_received: Family<TransportLabels, Counter>,
-    /// OTLP spans converted and durably stored, by transport.
-    pub otlp_converted: Family<TransportLabels, Counter>,
-    /// OTLP spans rejected (partial success), by transport and reason.
-    pub otlp_rejected: Family<OtlpLabels, Counter>,
-    /// OTLP requests refused as a whole, by transport and reason.
-    pub otlp_rejected_requests: Family<OtlpLabels, Counter>,
+    /// OTLP spans and requests (converted spans are the durably stored ones).
+    pub otlp: roentgen_otlp::metrics::OtlpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,47 +125,11 @@ impl Metrics {
         let _ = sampling_targets.get_or_create(&GrantLabels {
             grant: "unknown_rule",
         });
-        let otlp_received = Family::<TransportLabels, Counter>::default();
-        let otlp_converted = Family::<TransportLabels, Counter>::default();
-        let otlp_rejected = Family::<OtlpLabels, Counter>::default();
-        let otlp_rejected_requests = Family::<OtlpLabels, Counter>::default();
-        registry.register(
-            "roentgen_otlp_received_spans",
-            "OTLP spans received, by transport",
-            otlp_received.clone(),
+        let otlp = roentgen_otlp::metrics::OtlpMetrics::new(
+            crate::ingest::POLICY_REASONS,
+            crate::otlp::REQUEST_REASONS,
         );
-        registry.register(
-            "roentgen_otlp_converted_spans",
-            "OTLP spans converted to segment documents and stored, by transport",
-            otlp_converted.clone(),
-        );
-        registry.register(
-            "roentgen_otlp_rejected_spans",
-            "OTLP spans rejected in a partial success, by transport and reason",
-            otlp_rejected.clone(),
-        );
-        registry.register(
-            "roentgen_otlp_rejected_requests",
-            "OTLP requests refused as a whole, by transport and reason",
-            otlp_rejected_requests.clone(),
-        );
-        for transport in ["http", "grpc"] {
-            let _ = otlp_received.get_or_create(&TransportLabels { transport });
-            let _ = otlp_converted.get_or_create(&TransportLabels { transport });
-            let span_reasons = roentgen_otlp::convert::SPAN_REASONS
-                .iter()
-                .chain(roentgen_model::DocumentError::ALL_CODES)
-                .chain(crate::ingest::POLICY_REASONS);
-            for reason in span_reasons {
-                let _ = otlp_rejected.get_or_create(&OtlpLabels { transport, reason });
-            }
-            let request_reasons = roentgen_otlp::OtlpError::ALL_REASONS
-                .iter()
-                .chain(crate::otlp::REQUEST_REASONS);
-            for reason in request_reasons {
-                let _ = otlp_rejected_requests.get_or_create(&OtlpLabels { transport, reason });
-            }
-        }
+        otlp.register(&mut registry, "roentgen_", "stored");
         registry.register(
             "roentgen_telemetry_records",
             "Telemetry records received from daemons (PutTelemetryRecords)",
@@ -293,10 +235,7 @@ impl Metrics {
             telemetry_records,
             telemetry_segments,
             sampling_targets,
-            otlp_received,
-            otlp_converted,
-            otlp_rejected,
-            otlp_rejected_requests,
+            otlp,
         }
     }
 

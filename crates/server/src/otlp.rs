@@ -21,7 +21,7 @@ use roentgen_store::TenantId;
 
 use crate::http::{AppState, QUEUE_WAIT};
 use crate::ingest::{Ingest, SubmitError};
-use crate::metrics::{Metrics, OtlpLabels, SourceLabels, TransportLabels};
+use crate::metrics::{Metrics, SourceLabels};
 
 /// Converts OTLP requests and submits their documents to the ingest queue.
 #[derive(Clone)]
@@ -57,10 +57,7 @@ impl OtlpIngest {
 
     /// Counts a request refused as a whole.
     pub fn refuse(&self, transport: &'static str, reason: &'static str) {
-        self.metrics
-            .otlp_rejected_requests
-            .get_or_create(&OtlpLabels { transport, reason })
-            .inc();
+        self.metrics.otlp.refused(transport, reason);
     }
 
     /// Converts, checks and stores one request; returns the partial-success answer
@@ -83,17 +80,7 @@ impl OtlpIngest {
                 }
             }
         }
-        m.otlp_received
-            .get_or_create(&TransportLabels { transport })
-            .inc_by(batch.spans as u64);
-        for r in &batch.rejected {
-            m.otlp_rejected
-                .get_or_create(&OtlpLabels {
-                    transport,
-                    reason: r.reason,
-                })
-                .inc_by(r.spans as u64);
-        }
+        m.otlp.received(transport, &batch);
         if !batch.rejected.is_empty() {
             tracing::debug!(
                 transport,
@@ -103,15 +90,13 @@ impl OtlpIngest {
             );
         }
         let response = roentgen_otlp::http::response(&batch);
-        let converted = batch.converted_spans() as u64;
+        let converted = batch.converted_spans();
         let docs: Vec<_> = batch.documents.into_iter().map(|c| c.document).collect();
         m.received
             .get_or_create(&SourceLabels { source: "otlp" })
             .inc_by(docs.len() as u64);
         self.ingest.submit(&self.tenant, docs, QUEUE_WAIT).await?;
-        m.otlp_converted
-            .get_or_create(&TransportLabels { transport })
-            .inc_by(converted);
+        m.otlp.converted(transport, converted);
         Ok(response)
     }
 }
