@@ -321,7 +321,7 @@ fn indexer_loop(
 struct RollupSink {
     merge: bool,
     /// A window holds the same few hundred nodes and edges in every minute: each
-    /// distinct key is decoded once.
+    /// distinct key is decoded once (for a list; merged rows hold theirs).
     keys: HashMap<Vec<u8>, GraphKey>,
     rows: Vec<RollupRow>,
     merged: HashMap<Vec<u8>, RollupRow>,
@@ -343,14 +343,18 @@ impl RollupSink {
             row.last_minute = row.last_minute.max(last);
             return Ok(());
         }
-        let key = match self.keys.get(raw_key) {
-            Some(key) => key.clone(),
-            None => {
-                let key: GraphKey =
-                    serde_json::from_slice(raw_key).map_err(|e| corrupt("rollup key", e))?;
-                self.keys.insert(raw_key.to_vec(), key.clone());
-                key
-            }
+        let decode = |raw: &[u8]| -> Result<GraphKey, StoreError> {
+            serde_json::from_slice(raw).map_err(|e| corrupt("rollup key", e))
+        };
+        // Merged rows are keyed by the raw key already: each is decoded once there.
+        let key = if self.merge {
+            decode(raw_key)?
+        } else if let Some(key) = self.keys.get(raw_key) {
+            key.clone()
+        } else {
+            let key = decode(raw_key)?;
+            self.keys.insert(raw_key.to_vec(), key.clone());
+            key
         };
         let row = RollupRow {
             minute: first,
