@@ -92,7 +92,8 @@ impl std::fmt::Debug for Ingest {
     }
 }
 
-fn now_seconds() -> u64 {
+/// The current epoch second (0 if the clock is before 1970).
+pub(crate) fn now_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -9,7 +9,6 @@
 //! `UNAVAILABLE`, which OTLP exporters retry.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -37,13 +36,6 @@ impl std::fmt::Debug for OtlpIngest {
     }
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl OtlpIngest {
     /// Feeds `ingest` for `tenant`.
     pub fn new(ingest: Ingest, tenant: TenantId) -> Self {
@@ -68,7 +60,7 @@ impl OtlpIngest {
         request: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse, SubmitError> {
         let m = &self.metrics;
-        let mut batch = roentgen_otlp::convert(&request, now_seconds());
+        let mut batch = roentgen_otlp::convert(&request, crate::ingest::now_seconds());
         drop(request);
         let mut i = 0;
         while i < batch.documents.len() {
