@@ -403,9 +403,12 @@ def test_sdk_processes_share_a_reservoir(sdk_path):
     # Each gets its share (2 or 3 per second once its own quota arrives; each SDK polls
     # targets on its own ~10 s clock, so one may start its quota a few seconds late).
     assert all(by_worker[i] >= 1.0 * len(steady) for i in range(4)), by_worker
-    # Before the first report each SDK only borrows, one per second.
+    # Before the first report each SDK only borrows under the rule, one per second. (Its
+    # local fallback rule, used until its first GetSamplingRules answer, is the SDK's
+    # own and is bounded below; on the daemon path that answer can come a second later.)
     early = range(int(first) + 1, int(first) + 9)
-    assert all(per_second[s] <= 4 for s in early), sorted(per_second.items())
+    by_rule = Counter(int(t[0]) for r in results for t in r["traced"] if t[2] == "shared")
+    assert all(by_rule[s] <= 4 for s in early), sorted(by_rule.items())
     # The rule that sampled, as the SDK names it (None: its local fallback rule, for the
     # moment before its first GetSamplingRules answer).
     rules_used = Counter(t[2] for r in results for t in r["traced"])
