@@ -58,9 +58,18 @@ struct DayParts {
     /// Hour rollups: the sums of the minute rows of each hour, so that long windows
     /// read hours instead of minutes.
     hour: Keyspace,
+    /// The scan block of each summary ([`crate::scan`]), under the summary's key: what
+    /// a filtered scan reads instead of the whole record.
+    scan: Keyspace,
 }
 
-const PART_PREFIXES: [&str; 5] = ["docs_", "sums_", "svcs_", "roll_", "rolh_"];
+/// Key, in a day's scan keyspace, of the marker that says every summary of the day has
+/// its scan block (days written before scan blocks get them when opened). Tenant
+/// prefixes start with a length byte of at most 64, so no summary key equals it and no
+/// tenant's range holds it.
+const SCAN_COMPLETE: &[u8] = &[0xff];
+
+const PART_PREFIXES: [&str; 6] = ["docs_", "sums_", "svcs_", "roll_", "rolh_", "scan_"];
 
 struct Inner {
     db: Database,
@@ -482,6 +491,12 @@ fn decode_summary(v: &[u8]) -> Result<StoredSummary, StoreError> {
     serde_json::from_slice(split_record(v)?.summary).map_err(|e| corrupt("summary", e))
 }
 
+fn scan_block(stored: &StoredSummary) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192);
+    crate::scan::encode_scan(&mut out, stored);
+    out
+}
+
 fn decode_ids(ids: &[u8]) -> Vec<u64> {
     ids.chunks_exact(8)
         .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
@@ -697,11 +712,43 @@ impl EmbeddedStore {
             svcs: ks(PART_PREFIXES[2])?,
             roll: ks(PART_PREFIXES[3])?,
             hour: ks(PART_PREFIXES[4])?,
+            scan: ks(PART_PREFIXES[5])?,
         };
         if backfill {
             Self::backfill_hours(db, &parts)?;
         }
+        if !parts.scan.contains_key(SCAN_COMPLETE)? {
+            Self::backfill_scan(db, &parts)?;
+        }
         Ok(parts)
+    }
+
+    /// Writes the scan block of every summary of a day that has none yet (days
+    /// written before scan blocks existed; a new day has no summaries), then the
+    /// marker. Batches stay small; an interrupted backfill runs again on the next open.
+    fn backfill_scan(db: &Database, parts: &DayParts) -> Result<(), StoreError> {
+        const BATCH: usize = 10_000;
+        let mut batch = db.batch().durability(Some(PersistMode::SyncData));
+        let (mut pending, mut total) = (0, 0usize);
+        for kv in parts.sums.iter() {
+            let (k, v) = kv.into_inner()?;
+            let stored = decode_summary(&v)?;
+            batch.insert(&parts.scan, k, scan_block(&stored));
+            pending += 1;
+            if pending == BATCH {
+                batch.commit()?;
+                batch = db.batch().durability(Some(PersistMode::SyncData));
+                total += pending;
+                pending = 0;
+            }
+        }
+        total += pending;
+        if total > 0 {
+            tracing::info!(summaries = total, "writing scan blocks of stored summaries");
+        }
+        batch.insert(&parts.scan, SCAN_COMPLETE, []);
+        batch.commit()?;
+        Ok(())
     }
 
     /// Writes the hour rows of a day from its minute rows.
@@ -985,6 +1032,7 @@ impl EmbeddedStore {
                 revision,
                 updated_at: now,
             };
+            batch.insert(&parts.scan, tk.clone(), scan_block(&stored));
             batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
@@ -1148,6 +1196,28 @@ impl EmbeddedStore {
         let budget = q.scan_budget.max(limit);
         let mut last_examined: Option<[u8; 16]> = None;
 
+        // The summary parts the checks below read. When the scan blocks hold them all,
+        // a scan reads those and decodes a whole summary only to return it.
+        let needs = if q.predicate.is_some() {
+            roentgen_filter::Needs::ALL
+        } else {
+            let by_filter = compiled
+                .as_ref()
+                .map_or(roentgen_filter::Needs::NONE, |c| c.needs);
+            if service.is_some() {
+                by_filter | roentgen_filter::Needs::SERVICES
+            } else {
+                by_filter
+            }
+        };
+        let use_scan = crate::scan::SCANNABLE.contains(needs);
+        let annotation_keys = compiled.as_ref().and_then(|c| c.annotation_keys.as_deref());
+        let whole = |parts: &DayParts, tk: &[u8]| -> Result<StoredSummary, StoreError> {
+            match parts.sums.get(tk)? {
+                Some(v) => decode_summary(&v),
+                None => Err(corrupt("summary", "a scan block without its summary")),
+            }
+        };
         let accept = |s: &StoredSummary| -> bool {
             let in_range = match q.time_range_type {
                 TimeRangeType::TraceId => true,
@@ -1195,11 +1265,42 @@ impl EmbeddedStore {
                     let tid = TraceId::from_bytes(tb);
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    if let Some(v) = parts.sums.get(trace_key(&tp, &tid))? {
+                    let tk = trace_key(&tp, &tid);
+                    if use_scan {
+                        if let Some(v) = parts.scan.get(&tk)? {
+                            let s = crate::scan::decode_scan(&v, tid, needs, annotation_keys)
+                                .map_err(|e| corrupt("scan block", e))?;
+                            if accept(&s) {
+                                page.summaries.push(whole(&parts, &tk)?);
+                            }
+                        }
+                    } else if let Some(v) = parts.sums.get(&tk)? {
                         let s = decode_summary(&v)?;
                         if accept(&s) {
                             page.summaries.push(s);
                         }
+                    }
+                    if page.summaries.len() >= limit || page.scanned >= budget {
+                        break 'days;
+                    }
+                }
+            } else if use_scan {
+                for kv in parts.scan.range(lower..upper).rev() {
+                    let (k, v) = kv.into_inner()?;
+                    let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
+                        continue;
+                    };
+                    last_examined = Some(tb);
+                    page.scanned += 1;
+                    let s = crate::scan::decode_scan(
+                        &v,
+                        TraceId::from_bytes(tb),
+                        needs,
+                        annotation_keys,
+                    )
+                    .map_err(|e| corrupt("scan block", e))?;
+                    if accept(&s) {
+                        page.summaries.push(whole(&parts, &k)?);
                     }
                     if page.summaries.len() >= limit || page.scanned >= budget {
                         break 'days;
@@ -1338,7 +1439,9 @@ impl EmbeddedStore {
         };
         let mut dropped = Vec::new();
         for (day, parts) in expired {
-            for ks in [parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour] {
+            for ks in [
+                parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour, parts.scan,
+            ] {
                 self.inner.db.delete_keyspace(ks)?;
             }
             dropped.push(day);
