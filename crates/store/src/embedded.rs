@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use roentgen_model::document::parse_segment;
 use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
 
@@ -1212,11 +1212,15 @@ impl EmbeddedStore {
         };
         let use_scan = crate::scan::SCANNABLE.contains(needs);
         let annotation_keys = compiled.as_ref().and_then(|c| c.annotation_keys.as_deref());
-        let whole = |parts: &DayParts, tk: &[u8]| -> Result<StoredSummary, StoreError> {
-            match parts.sums.get(tk)? {
-                Some(v) => decode_summary(&v),
-                None => Err(corrupt("summary", "a scan block without its summary")),
-            }
+        // One snapshot for the page: plain reads see a batch while it is being applied
+        // (fjall reads at the newest sequence number), so a scan block could be seen
+        // before the summary written beside it.
+        let snap = self.inner.db.snapshot();
+        // The summary of a scan block; `None` only when the day is being dropped.
+        let whole = |parts: &DayParts, tk: &[u8]| -> Result<Option<StoredSummary>, StoreError> {
+            snap.get(&parts.sums, tk)?
+                .map(|v| decode_summary(&v))
+                .transpose()
         };
         let accept = |s: &StoredSummary| -> bool {
             let in_range = match q.time_range_type {
@@ -1257,7 +1261,7 @@ impl EmbeddedStore {
                 lo_k.extend_from_slice(&lower[tp.len()..]);
                 let mut hi_k = base.clone();
                 hi_k.extend_from_slice(&upper[tp.len()..]);
-                for kv in parts.svcs.range(lo_k..hi_k).rev() {
+                for kv in snap.range(&parts.svcs, lo_k..hi_k).rev() {
                     let k = kv.key()?;
                     let Ok(tb) = <[u8; 16]>::try_from(&k[base.len()..]) else {
                         continue;
@@ -1267,14 +1271,14 @@ impl EmbeddedStore {
                     page.scanned += 1;
                     let tk = trace_key(&tp, &tid);
                     if use_scan {
-                        if let Some(v) = parts.scan.get(&tk)? {
+                        if let Some(v) = snap.get(&parts.scan, &tk)? {
                             let s = crate::scan::decode_scan(&v, tid, needs, annotation_keys)
                                 .map_err(|e| corrupt("scan block", e))?;
                             if accept(&s) {
-                                page.summaries.push(whole(&parts, &tk)?);
+                                page.summaries.extend(whole(&parts, &tk)?);
                             }
                         }
-                    } else if let Some(v) = parts.sums.get(&tk)? {
+                    } else if let Some(v) = snap.get(&parts.sums, &tk)? {
                         let s = decode_summary(&v)?;
                         if accept(&s) {
                             page.summaries.push(s);
@@ -1285,7 +1289,7 @@ impl EmbeddedStore {
                     }
                 }
             } else if use_scan {
-                for kv in parts.scan.range(lower..upper).rev() {
+                for kv in snap.range(&parts.scan, lower..upper).rev() {
                     let (k, v) = kv.into_inner()?;
                     let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
                         continue;
@@ -1300,14 +1304,14 @@ impl EmbeddedStore {
                     )
                     .map_err(|e| corrupt("scan block", e))?;
                     if accept(&s) {
-                        page.summaries.push(whole(&parts, &k)?);
+                        page.summaries.extend(whole(&parts, &k)?);
                     }
                     if page.summaries.len() >= limit || page.scanned >= budget {
                         break 'days;
                     }
                 }
             } else {
-                for kv in parts.sums.range(lower..upper).rev() {
+                for kv in snap.range(&parts.sums, lower..upper).rev() {
                     let (k, v) = kv.into_inner()?;
                     let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
                         continue;
