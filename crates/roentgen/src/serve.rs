@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use roentgen_daemon::receiver::{self, DatagramHandler};
-use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, Sampling, router, udp};
+use roentgen_server::{AppState, Auth, Ingest, IngestOptions, Metrics, Sampling, router, udp};
+use roentgen_store::Store;
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use roentgen_store::{Store, TenantId};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -130,19 +130,40 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             ..IngestOptions::default()
         },
     );
-    let tenant = TenantId::default();
+    let tenant = config.tenant.clone();
     let state = AppState {
         store: Arc::clone(&store),
         ingest: ingest.clone(),
         metrics,
         tenant: tenant.clone(),
         sampling: Arc::new(Sampling::default()),
+        auth: config.auth.clone().map_or(Auth::Open, Auth::Keys),
+        tenant_sampling: Arc::default(),
+    };
+    if let Some(keys) = &config.auth {
+        info!(
+            keys = keys.len(),
+            "--auth: API requests must be signed (SigV4)"
+        );
+    }
+    // The daemon-protocol TCP port is the X-Ray daemon's proxy: SDKs call it unsigned.
+    let proxy_state = match &config.auth {
+        None => state.clone(),
+        Some(_) => AppState {
+            auth: Auth::Proxy(roentgen_server::auth::Caller {
+                key_id: "daemon-proxy".into(),
+                tenant: tenant.clone(),
+                role: roentgen_server::auth::Role::Write,
+            }),
+            ..state.clone()
+        },
     };
 
     let cancel = CancellationToken::new();
     let mut servers = Vec::new();
-    for listener in std::iter::once(http).chain(tcp) {
-        let app = router(state.clone());
+    let listeners = std::iter::once((http, state.clone())).chain(tcp.map(|t| (t, proxy_state)));
+    for (listener, listener_state) in listeners {
+        let app = router(listener_state);
         let stop = cancel.clone();
         servers.push(tokio::spawn(async move {
             axum::serve(listener, app)

@@ -7,6 +7,7 @@
 //! (`roentgen-store`); query logic belongs in the store (and the filter crate), and
 //! sampling logic in `roentgen-sampling`, not here.
 
+pub mod auth;
 mod groups;
 pub mod http;
 pub mod ingest;
@@ -15,7 +16,7 @@ pub mod otlp;
 pub mod sampling;
 pub mod udp;
 
-pub use http::{AppState, router};
+pub use http::{AppState, Auth, router};
 pub use ingest::{Ingest, IngestOptions, SubmitError};
 pub use metrics::Metrics;
 pub use otlp::OtlpIngest;

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roentgen_otlp::http::{Format, MAX_BODY_BYTES};
 use roentgen_otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpError};
 use roentgen_store::TenantId;
 
-use crate::http::{AppState, QUEUE_WAIT};
+use crate::http::{QUEUE_WAIT, Scoped};
 use crate::ingest::{Ingest, SubmitError};
 use crate::metrics::{Metrics, SourceLabels};
 
@@ -143,7 +143,7 @@ fn error_response(format: Format, e: &OtlpError) -> Response {
 }
 
 /// `POST /v1/traces`.
-pub(crate) async fn traces(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn traces(Scoped(state): Scoped, req: Request) -> Response {
     let otlp = OtlpIngest::new(state.ingest.clone(), state.tenant.clone());
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
