@@ -350,6 +350,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_TENANT", default_value = "default")]
     tenant: String,
 
+    /// PEM certificate chain: with --tls-key, the --http-addr and --otlp-grpc-addr
+    /// listeners speak TLS only (rustls; TLS 1.2 and 1.3). SIGHUP reads both files
+    /// again for new connections. The --tcp-addr daemon port stays plain, like the
+    /// X-Ray daemon's.
+    #[arg(long, env = "ROENTGEN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ROENTGEN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// How long traces are kept, e.g. `30d`, `12h`. Whole days are dropped once they
     /// are older than this; segments of older traces are refused.
     #[arg(long, env = "ROENTGEN_RETENTION", default_value = "30d")]
@@ -385,6 +396,7 @@ pub(crate) struct ServeConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) auth: Option<std::sync::Arc<roentgen_server::auth::Keys>>,
     pub(crate) tenant: roentgen_store::TenantId,
+    pub(crate) tls: Option<std::sync::Arc<roentgen_server::tls::CertStore>>,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) grace: Duration,
@@ -437,6 +449,10 @@ impl ServeArgs {
             },
             tenant: roentgen_store::TenantId::new(self.tenant.clone())
                 .with_context(|| format!("--tenant {:?}", self.tenant))?,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(roentgen_server::tls::CertStore::open(cert, key)?),
+                _ => None,
+            },
             retention,
             queue_capacity: self.queue_capacity,
             grace: duration("grace", &self.grace)?,

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod otlp;
 pub mod sampling;
+pub mod tls;
 pub mod udp;
 
 pub use http::{AppState, Auth, router};

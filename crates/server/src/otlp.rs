@@ -183,12 +183,41 @@ pub async fn serve_grpc(
     otlp: OtlpIngest,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_grpc_incoming(
+        tonic::transport::server::TcpIncoming::from(listener),
+        otlp,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_grpc`] over TLS connections (`--tls-cert`).
+pub async fn serve_grpc_tls(
+    listener: crate::tls::TlsListener,
+    otlp: OtlpIngest,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    serve_grpc_incoming(listener.into_incoming(), otlp, shutdown).await
+}
+
+async fn serve_grpc_incoming<I, IO, IE>(
+    incoming: I,
+    otlp: OtlpIngest,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures_core::Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let service = roentgen_otlp::grpc::TraceGrpc::new(Arc::new(otlp), MAX_BODY_BYTES);
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
