@@ -184,6 +184,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             }));
         }
     }
+    // Every AppState holds an ingest handle, and the writer stops only when all are
+    // gone: the proxy's state must not outlive a --tcp-addr that is off.
     if let Some(listener) = tcp {
         let app = router(proxy_state);
         let stop = cancel.clone();
@@ -192,6 +194,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }));
+    } else {
+        drop(proxy_state);
     }
     if let Some(listener) = otlp_grpc {
         let otlp = roentgen_server::OtlpIngest::new(ingest.clone(), tenant.clone());
