@@ -409,6 +409,58 @@ fn point_read_options() -> KeyspaceCreateOptions {
         .filter_block_partitioning_policy(fjall::config::PartitioningPolicy::all(false))
 }
 
+/// The file that marks a directory as a Roentgen embedded store.
+pub const MARKER_FILE: &str = "ROENTGEN_STORE";
+
+/// Refuses a directory that holds anything but a Roentgen store (say, `--data-dir`
+/// pointed at a home directory): opening would write the engine's files among the
+/// user's. Missing or empty directories, and stores written before the marker file
+/// (they hold the engine's `version` file and `keyspaces` directory), are fine; the
+/// marker is written for them.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Directory {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    let is_store = names.is_empty() || has(MARKER_FILE) || (has("version") && has("keyspaces"));
+    if !is_store {
+        let mut found: Vec<String> = names.iter().take(3).cloned().collect();
+        if names.len() > 3 {
+            found.push(format!("and {} more", names.len() - 3));
+        }
+        return Err(StoreError::ForeignDirectory {
+            path: path.display().to_string(),
+            found: found.join(", "),
+        });
+    }
+    if !has(MARKER_FILE) {
+        std::fs::create_dir_all(path)
+            .and_then(|()| {
+                std::fs::write(
+                    path.join(MARKER_FILE),
+                    "Roentgen embedded store (fjall). Keep other files out of this directory.\n",
+                )
+            })
+            .map_err(|source| StoreError::Directory {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -552,6 +604,7 @@ impl EmbeddedStore {
     /// Opens (or creates) the store under `path`, recovering from its journal.
     pub fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        check_directory(&path)?;
         let db = Database::builder(&path)
             .cache_size(options.cache_bytes)
             .max_journaling_size(options.journal_bytes)
