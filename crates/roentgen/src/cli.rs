@@ -361,6 +361,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Most HTTP connections open at once on each HTTP listener (--http-addr,
+    /// --tcp-addr); past it new connections wait to be accepted.
+    #[arg(long, env = "ROENTGEN_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+
+    /// An HTTP connection that moves no byte for this long is closed (idle keep-alive
+    /// connections, clients that stall mid-request).
+    #[arg(long, env = "ROENTGEN_IDLE_TIMEOUT", default_value = "120s")]
+    idle_timeout: String,
+
     /// How long traces are kept, e.g. `30d`, `12h`. Whole days are dropped once they
     /// are older than this; segments of older traces are refused.
     #[arg(long, env = "ROENTGEN_RETENTION", default_value = "30d")]
@@ -397,6 +407,7 @@ pub(crate) struct ServeConfig {
     pub(crate) auth: Option<std::sync::Arc<roentgen_server::auth::Keys>>,
     pub(crate) tenant: roentgen_store::TenantId,
     pub(crate) tls: Option<std::sync::Arc<roentgen_server::tls::CertStore>>,
+    pub(crate) limits: roentgen_server::limits::Limits,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) grace: Duration,
@@ -449,6 +460,16 @@ impl ServeArgs {
             },
             tenant: roentgen_store::TenantId::new(self.tenant.clone())
                 .with_context(|| format!("--tenant {:?}", self.tenant))?,
+            limits: roentgen_server::limits::Limits {
+                max_connections: match self.max_connections {
+                    0 => bail!("--max-connections must be at least 1"),
+                    n => n,
+                },
+                idle_timeout: match duration("idle-timeout", &self.idle_timeout)? {
+                    d if d.is_zero() => bail!("--idle-timeout must be longer than zero"),
+                    d => d,
+                },
+            },
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(roentgen_server::tls::CertStore::open(cert, key)?),
                 _ => None,

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use roentgen_daemon::receiver::{self, DatagramHandler};
+use roentgen_server::limits::LimitedListener;
 use roentgen_server::tls::TlsListener;
 use roentgen_server::{AppState, Auth, Ingest, IngestOptions, Metrics, Sampling, router, udp};
 use roentgen_store::Store;
@@ -162,10 +163,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
 
     let cancel = CancellationToken::new();
     let mut servers = Vec::new();
+    let limited =
+        |l| LimitedListener::new(l, config.limits, state.metrics.http_connections.clone());
     match &config.tls {
         None => {
             let app = router(state.clone());
             let stop = cancel.clone();
+            let http = limited(http);
             servers.push(tokio::spawn(async move {
                 axum::serve(http, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
@@ -175,6 +179,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         Some(certs) => {
             let tls = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)
                 .context("start the TLS listener")?;
+            let tls =
+                LimitedListener::new(tls, config.limits, state.metrics.http_connections.clone());
             let app = router(state.clone());
             let stop = cancel.clone();
             servers.push(tokio::spawn(async move {
@@ -189,6 +195,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     if let Some(listener) = tcp {
         let app = router(proxy_state);
         let stop = cancel.clone();
+        let listener = limited(listener);
         servers.push(tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())

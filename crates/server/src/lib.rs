@@ -11,6 +11,7 @@ pub mod auth;
 mod groups;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod otlp;
 pub mod sampling;

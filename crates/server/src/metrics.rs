@@ -80,6 +80,8 @@ pub struct Metrics {
     pub otlp: roentgen_otlp::metrics::OtlpMetrics,
     /// Requests refused by `--auth`, by error code.
     pub auth_failures: Family<CodeLabels, Counter>,
+    /// HTTP connections open now (all HTTP listeners).
+    pub http_connections: Gauge,
 }
 
 /// The AWS error code of a refusal.
@@ -132,6 +134,12 @@ impl Metrics {
         let telemetry_segments = Family::<KindLabels, Counter>::default();
         let sampling_targets = Family::<GrantLabels, Counter>::default();
         let auth_failures = Family::<CodeLabels, Counter>::default();
+        let http_connections = Gauge::default();
+        registry.register(
+            "roentgen_http_connections",
+            "HTTP connections open now (bounded by --max-connections)",
+            http_connections.clone(),
+        );
         registry.register(
             "roentgen_auth_failures",
             "Requests refused by --auth (signature missing, malformed, wrong, expired, unknown key, role), by AWS error code",
@@ -267,6 +275,7 @@ impl Metrics {
             sampling_targets,
             otlp,
             auth_failures,
+            http_connections,
         }
     }
 
