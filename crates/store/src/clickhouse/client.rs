@@ -25,6 +25,10 @@ pub struct ClickHouseConfig {
     /// Cluster name from `remote_servers`: local tables on every listed host and
     /// `Distributed` tables over them.
     pub cluster: Option<String>,
+    /// This node's name in the marks of traces it has not derived yet (the `node`
+    /// parameter; `roentgen serve` defaults it to HOSTNAME:HTTP-PORT). It must stay the
+    /// same across restarts of a node and differ between nodes.
+    pub node: String,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -35,6 +39,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &"…")
             .field("cluster", &self.cluster)
+            .field("node", &self.node)
             .finish()
     }
 }
@@ -47,7 +52,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 impl ClickHouseConfig {
-    /// Parses `clickhouse://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/DB[?user=…&password=…&cluster=…&secure=true]`
+    /// Parses `clickhouse://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/DB[?user=…&password=…&cluster=…&secure=true&node=…]`
     /// (`clickhouses://` or `secure=true` for HTTPS). The port is ClickHouse's HTTP port
     /// (8123 by default, 8443 with TLS).
     pub fn parse(url: &str) -> Result<Self, StoreError> {
@@ -84,11 +89,13 @@ impl ClickHouseConfig {
             None => ("default".to_string(), String::new()),
         };
         let mut cluster = None;
+        let mut node = String::new();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match &*k {
                 "user" => user = v.into_owned(),
                 "password" => password = v.into_owned(),
                 "cluster" => cluster = Some(v.into_owned()),
+                "node" => node = v.into_owned(),
                 "secure" => {
                     secure = match &*v {
                         "true" | "1" => true,
@@ -126,6 +133,7 @@ impl ClickHouseConfig {
             user,
             password,
             cluster,
+            node,
         })
     }
 }

@@ -54,7 +54,11 @@ const DERIVE_ROUND: usize = 5_000;
 const IN_CHUNK: usize = 2_000;
 
 enum DeriveMsg {
-    Traces(TenantId, Vec<(TraceId, BTreeMap<u64, Segment>)>),
+    /// A write's traces with their documents, and the write's version.
+    Traces(TenantId, Vec<(TraceId, BTreeMap<u64, Segment>)>, u64),
+    /// Traces whose marks survived a restart, with the versions of those marks: derive
+    /// them from what ClickHouse holds.
+    Recover(TenantId, Vec<(TraceId, Vec<u64>)>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -88,6 +92,7 @@ struct Tables {
     sums: String,
     roll: String,
     conf: String,
+    pending: String,
 }
 
 /// The ClickHouse implementation of [`Store`]. Cheap to clone.
@@ -197,6 +202,34 @@ fn parse_pairs(s: &str) -> Result<BTreeMap<u32, i64>, StoreError> {
     Ok(out)
 }
 
+/// What the deriver knows of a trace waiting for derivation.
+#[derive(Default)]
+struct Work {
+    /// Documents written through this node (parsed).
+    docs: BTreeMap<u64, Segment>,
+    /// Versions of the writes (the marks to cancel).
+    versions: Vec<u64>,
+    /// Derive from every document ClickHouse holds (after a restart).
+    read_all: bool,
+}
+
+fn mark_row(
+    out: &mut Vec<u8>,
+    node: &str,
+    day: u64,
+    tenant: &TenantId,
+    hid: &str,
+    version: u64,
+    sign: i8,
+) {
+    tsv_escape(out, node);
+    out.push(b'\t');
+    out.extend_from_slice(day.to_string().as_bytes());
+    out.push(b'\t');
+    tsv_escape(out, tenant.as_str());
+    out.extend_from_slice(format!("\t{hid}\t{version}\t{sign}\n").as_bytes());
+}
+
 /// A trace's newest summary record.
 struct Record {
     stored: StoredSummary,
@@ -206,7 +239,12 @@ struct Record {
 impl ClickHouseStore {
     /// Connects, reads the server version, creates or migrates the schema, and starts
     /// the deriver. Must be called inside a Tokio runtime.
-    pub async fn open(config: ClickHouseConfig) -> Result<Self, StoreError> {
+    pub async fn open(mut config: ClickHouseConfig) -> Result<Self, StoreError> {
+        if config.node.is_empty() {
+            config.node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "roentgen".into());
+        }
         let mut client = Client::new(config.clone())?;
         if config.cluster.is_some() {
             // An insert into a Distributed table returns once every shard has its rows
@@ -235,12 +273,14 @@ impl ClickHouseStore {
             sums: format!("{db}.{}", schema::SUMMARIES.name),
             roll: format!("{db}.{}", schema::ROLLUPS.name),
             conf: format!("{db}.{}", schema::CONFIG.name),
+            pending: format!("{db}.{}", schema::PENDING.name),
         };
         let local = Tables {
             docs: format!("{db}.{}", schema::local_name(&schema::DOCS, cluster)),
             sums: format!("{db}.{}", schema::local_name(&schema::SUMMARIES, cluster)),
             roll: format!("{db}.{}", schema::local_name(&schema::ROLLUPS, cluster)),
             conf: format!("{db}.{}", schema::local_name(&schema::CONFIG, cluster)),
+            pending: format!("{db}.{}", schema::local_name(&schema::PENDING, cluster)),
         };
         let (tx, rx) = mpsc::channel(DERIVE_CHANNEL);
         let inner = Arc::new(Inner {
@@ -259,7 +299,9 @@ impl ClickHouseStore {
         });
         let task = tokio::spawn(derive_loop(Arc::downgrade(&inner), rx));
         *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-        Ok(Self { inner })
+        let store = Self { inner };
+        store.recover().await?;
+        Ok(store)
     }
 
     /// The server's version as `SELECT version()` answered at start-up.
@@ -305,6 +347,9 @@ impl ClickHouseStore {
         let count = docs.len();
         let version = self.next_version();
         let mut body = Vec::with_capacity(docs.iter().map(|d| d.raw().len() + 80).sum());
+        let node = &self.inner.client.config().node;
+        let mark_day = version / 86_400_000_000_000;
+        let mut marks = Vec::new();
         let mut traces: Vec<(TraceId, BTreeMap<u64, Segment>)> = Vec::new();
         let mut slots: HashMap<TraceId, usize> = HashMap::new();
         for d in docs {
@@ -318,11 +363,30 @@ impl ClickHouseStore {
             tsv_escape(&mut body, &raw);
             body.push(b'\n');
             let slot = *slots.entry(trace).or_insert_with(|| {
+                mark_row(
+                    &mut marks,
+                    node,
+                    mark_day,
+                    tenant,
+                    &hex_id(&trace),
+                    version,
+                    1,
+                );
                 traces.push((trace, BTreeMap::new()));
                 traces.len() - 1
             });
             traces[slot].1.insert(id.0, segment);
         }
+        // The marks first: a crash after them and before the documents only makes a
+        // restart re-derive traces that did not change.
+        self.inner
+            .client
+            .insert(
+                &self.inner.tables.pending,
+                "node, day, tenant, trace_id, version, sign",
+                &marks,
+            )
+            .await?;
         self.inner
             .client
             .insert(
@@ -339,7 +403,7 @@ impl ClickHouseStore {
         let n = traces.len();
         self.inner
             .tx
-            .send(DeriveMsg::Traces(tenant.clone(), traces))
+            .send(DeriveMsg::Traces(tenant.clone(), traces, version))
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         Ok(WriteOutcome {
@@ -414,15 +478,86 @@ impl ClickHouseStore {
         Ok(out)
     }
 
-    /// Re-derives the summaries and rollups of one tenant's traces.
+    /// Re-derives the summaries and rollups of one tenant's traces: reads (retried as
+    /// a whole), then the rollup insert and the summary insert (each retried on its
+    /// own, so a retry never adds a rollup delta twice from this node's side).
     async fn derive_round(
         &self,
         tenant: &TenantId,
-        traces: HashMap<TraceId, BTreeMap<u64, Segment>>,
+        traces: &HashMap<TraceId, Work>,
     ) -> Result<(), StoreError> {
+        let (roll, sums, derived_n) = with_retries("read traces to derive", || {
+            self.prepare_round(tenant, traces)
+        })
+        .await?;
+        // Rollups first: a failure between the two inserts leaves the old summary, and
+        // the next derivation of the trace subtracts the old graph again (see
+        // docs/clickhouse.md, "What is not exact").
+        with_retries("insert rollups", || {
+            self.inner.client.insert(
+                &self.inner.tables.roll,
+                "tenant, day, minute, key, count, ok, error_other, throttle, fault, \
+                 total_response_time, histogramMap.bucket, histogramMap.count",
+                &roll,
+            )
+        })
+        .await?;
+        // The marks of what was derived are cancelled.
+        let node = &self.inner.client.config().node;
+        let mut unmarks = Vec::new();
+        for (trace, work) in traces {
+            let hid = hex_id(trace);
+            for v in &work.versions {
+                mark_row(
+                    &mut unmarks,
+                    node,
+                    v / 86_400_000_000_000,
+                    tenant,
+                    &hid,
+                    *v,
+                    -1,
+                );
+            }
+        }
+        with_retries("insert summaries", || {
+            self.inner.client.insert(
+                &self.inner.tables.sums,
+                "tenant, day, trace_id, revision, updated_at, start_time, end_time, duration, \
+                 response_time, has_fault, has_error, has_throttle, is_partial, services, \
+                 annotation_keys, summary, graph, docs_version",
+                &sums,
+            )
+        })
+        .await?;
+        with_retries("clear derivation marks", || {
+            self.inner.client.insert(
+                &self.inner.tables.pending,
+                "node, day, tenant, trace_id, version, sign",
+                &unmarks,
+            )
+        })
+        .await?;
+        self.inner
+            .counters
+            .derived
+            .fetch_add(derived_n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads what a round needs and builds its rollup and summary rows.
+    async fn prepare_round(
+        &self,
+        tenant: &TenantId,
+        traces: &HashMap<TraceId, Work>,
+    ) -> Result<(Vec<u8>, Vec<u8>, u64), StoreError> {
         let ids: Vec<String> = traces.keys().map(hex_id).collect();
         let old = self.records(tenant, &ids, true).await?;
-        let seen: Vec<String> = old.keys().cloned().collect();
+        // Traces seen before, and recovered ones, are derived from ClickHouse's copy.
+        let seen: Vec<String> = traces
+            .iter()
+            .filter(|(t, w)| w.read_all || old.contains_key(&hex_id(t)))
+            .map(|(t, _)| hex_id(t))
+            .collect();
         let stored_docs = if seen.is_empty() {
             HashMap::new()
         } else {
@@ -432,25 +567,26 @@ impl ClickHouseStore {
         let mut sums = Vec::new();
         let mut deltas: BTreeMap<(u64, GraphKey), Stats> = BTreeMap::new();
         let mut derived_n = 0u64;
-        for (trace, in_hand) in traces {
-            let hid = hex_id(&trace);
+        for (trace, work) in traces {
+            let in_hand = &work.docs;
+            let hid = hex_id(trace);
             let prior = old.get(&hid);
-            let mut current: BTreeMap<u64, Segment> = BTreeMap::new();
-            match (prior, stored_docs.get(&hid)) {
-                (Some(_), Some(docs)) => {
-                    for (id, raw) in docs {
-                        let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
-                        current.insert(*id, seg);
-                    }
-                    // Documents of this round that a read could not see yet.
-                    for (id, seg) in in_hand {
-                        current.entry(id).or_insert(seg);
-                    }
+            // A trace seen before: every document ClickHouse holds (written through any
+            // node), plus this round's in case a read could not see them yet.
+            let mut stored: BTreeMap<u64, Segment> = BTreeMap::new();
+            if let Some(docs) = stored_docs.get(&hid) {
+                for (id, raw) in docs {
+                    let seg = parse_segment(raw).map_err(|e| corrupt("document", e))?;
+                    stored.insert(*id, seg);
                 }
-                _ => current = in_hand,
             }
-            let segs: Vec<&Segment> = current.values().collect();
-            let Some(derived) = derive(trace, &segs) else {
+            let mut current: BTreeMap<u64, &Segment> =
+                stored.iter().map(|(k, v)| (*k, v)).collect();
+            for (id, seg) in in_hand {
+                current.entry(*id).or_insert(seg);
+            }
+            let segs: Vec<&Segment> = current.into_values().collect();
+            let Some(derived) = derive(*trace, &segs) else {
                 continue;
             };
             derived_n += 1;
@@ -473,7 +609,8 @@ impl ClickHouseStore {
                 revision,
                 updated_at: now,
             };
-            summary_row(&mut sums, tenant, &hid, &stored, &new_graph);
+            let docs_version = work.versions.iter().copied().max().unwrap_or(0);
+            summary_row(&mut sums, tenant, &hid, &stored, &new_graph, docs_version);
         }
         let mut roll = Vec::new();
         for ((minute, key), delta) in deltas {
@@ -482,33 +619,7 @@ impl ClickHouseStore {
             }
             rollup_row(&mut roll, tenant, minute, &key, &delta);
         }
-        // Rollups first: a failure between the two inserts leaves the old summary, and
-        // the next derivation of the trace subtracts the old graph again (see
-        // docs/clickhouse.md, "What is not exact").
-        self.inner
-            .client
-            .insert(
-                &self.inner.tables.roll,
-                "tenant, day, minute, key, count, ok, error_other, throttle, fault, \
-                 total_response_time, histogramMap.bucket, histogramMap.count",
-                &roll,
-            )
-            .await?;
-        self.inner
-            .client
-            .insert(
-                &self.inner.tables.sums,
-                "tenant, day, trace_id, revision, updated_at, start_time, end_time, duration, \
-                 response_time, has_fault, has_error, has_throttle, is_partial, services, \
-                 annotation_keys, summary, graph",
-                &sums,
-            )
-            .await?;
-        self.inner
-            .counters
-            .derived
-            .fetch_add(derived_n, Ordering::Relaxed);
-        Ok(())
+        Ok((roll, sums, derived_n))
     }
 
     async fn query(&self, tenant: &TenantId, q: SummaryQuery) -> Result<SummaryPage, StoreError> {
@@ -692,12 +803,19 @@ impl ClickHouseStore {
             &self.inner.local.sums,
             &self.inner.local.roll,
         ];
-        let names: Vec<String> = schema::PARTITIONED
+        let cluster = self.inner.client.config().cluster.as_deref();
+        let mut names: Vec<String> = schema::PARTITIONED
             .iter()
-            .map(|t| {
-                schema::local_name(t, self.inner.client.config().cluster.as_deref()).to_string()
-            })
+            .map(|t| schema::local_name(t, cluster))
             .collect();
+        let pending = schema::local_name(&schema::PENDING, cluster);
+        names.push(pending.clone());
+        // Marks are kept two days (by the day they were written), whatever the
+        // retention of traces.
+        let today = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0);
         let list = format!(
             "SELECT DISTINCT table, partition FROM system.parts WHERE database = {} \
              AND table IN ({}) AND active FORMAT TabSeparated",
@@ -720,6 +838,19 @@ impl ClickHouseStore {
                 let Ok(day) = field(&r, 1)?.trim_matches('\'').parse::<u32>() else {
                     continue;
                 };
+                if table == pending {
+                    if u64::from(day) + 2 < today {
+                        let sql = format!(
+                            "ALTER TABLE {} DROP PARTITION {day}",
+                            self.inner.local.pending
+                        );
+                        match &host {
+                            Some(h) => self.inner.client.query_on(h, &sql, false).await?,
+                            None => self.inner.client.query(&sql).await?,
+                        };
+                    }
+                    continue;
+                }
                 if day_start(day) + 86_400 > epoch_seconds {
                     continue;
                 }
@@ -800,6 +931,63 @@ impl ClickHouseStore {
             .await
     }
 
+    /// Hands the traces this node marked and did not derive (it stopped or crashed
+    /// first) to the deriver.
+    async fn recover(&self) -> Result<(), StoreError> {
+        let node = &self.inner.client.config().node;
+        let since_day = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() / 86_400)
+            .unwrap_or(0)
+            .saturating_sub(2);
+        let sql = format!(
+            "SELECT tenant, trace_id, groupArray(version) FROM (SELECT tenant, trace_id, \
+             version, sum(sign) AS s FROM {} WHERE node = {} AND day >= {since_day} \
+             GROUP BY tenant, trace_id, version HAVING s > 0) GROUP BY tenant, trace_id \
+             FORMAT TabSeparated",
+            self.inner.tables.pending,
+            quote(node)
+        );
+        let text = self.inner.client.query(&sql).await?;
+        let mut by_tenant: HashMap<TenantId, Vec<(TraceId, Vec<u64>)>> = HashMap::new();
+        for r in rows(&text) {
+            let tenant = TenantId::new(tsv_unescape(field(&r, 0)?))?;
+            let bytes = hex::decode(field(&r, 1)?).map_err(|e| corrupt("trace id", e))?;
+            let bytes: [u8; 16] = bytes
+                .try_into()
+                .map_err(|_| corrupt("trace id", "not 16 bytes"))?;
+            let versions: Vec<u64> = field(&r, 2)?
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            by_tenant
+                .entry(tenant)
+                .or_default()
+                .push((TraceId::from_bytes(bytes), versions));
+        }
+        let total: usize = by_tenant.values().map(Vec::len).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        tracing::info!(traces = total, %node, "deriving traces written before a restart");
+        let tx = self.inner.tx.clone();
+        tokio::spawn(async move {
+            for (tenant, traces) in by_tenant {
+                for chunk in traces.chunks(DERIVE_ROUND) {
+                    if tx
+                        .send(DeriveMsg::Recover(tenant.clone(), chunk.to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
     async fn flush_deriver(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -874,6 +1062,7 @@ fn summary_row(
     hid: &str,
     stored: &StoredSummary,
     graph: &[(u64, GraphKey, Stats)],
+    docs_version: u64,
 ) {
     let s = &stored.summary;
     let day = day_of(u64::from(s.trace_id.epoch_seconds()));
@@ -902,7 +1091,7 @@ fn summary_row(
     tsv_escape(out, &serde_json::to_string(stored).unwrap_or_default());
     out.push(b'\t');
     out.extend_from_slice(hex::encode(crate::codec::encode_graph(graph)).as_bytes());
-    out.push(b'\n');
+    out.extend_from_slice(format!("\t{docs_version}\n").as_bytes());
 }
 
 fn rollup_row(out: &mut Vec<u8>, tenant: &TenantId, minute: u64, key: &GraphKey, d: &Stats) {
@@ -988,21 +1177,61 @@ fn shape_rollups(
     merged.into_values().collect()
 }
 
+/// Rounds of retries of one derivation step (each after the client's own retries),
+/// with pauses doubling from one second up to [`DERIVE_BACKOFF_MAX`]: about a minute in
+/// all. Meanwhile the deriver takes no new traces, so writes wait and the ingest queue
+/// in front of the store fills and throttles: a shard down stops ingest instead of
+/// losing summaries.
+const DERIVE_ATTEMPTS: u32 = 10;
+const DERIVE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(8);
+
+async fn with_retries<T, F, Fut>(what: &str, mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = std::time::Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && attempt < DERIVE_ATTEMPTS => {
+                tracing::warn!(attempt, "clickhouse unavailable to {what}, retrying: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(DERIVE_BACKOFF_MAX);
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn derive_loop(store: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<DeriveMsg>) {
     while let Some(first) = rx.recv().await {
-        let mut pending: HashMap<TenantId, HashMap<TraceId, BTreeMap<u64, Segment>>> =
-            HashMap::new();
+        let mut pending: HashMap<TenantId, HashMap<TraceId, Work>> = HashMap::new();
         let mut n = 0usize;
         let mut waiters = Vec::new();
         let mut take = |m: DeriveMsg, n: &mut usize| match m {
-            DeriveMsg::Traces(t, traces) => {
+            DeriveMsg::Traces(t, traces, version) => {
                 let per = pending.entry(t).or_default();
                 for (id, docs) in traces {
                     let e = per.entry(id).or_insert_with(|| {
                         *n += 1;
-                        BTreeMap::new()
+                        Work::default()
                     });
-                    e.extend(docs);
+                    e.docs.extend(docs);
+                    e.versions.push(version);
+                }
+            }
+            DeriveMsg::Recover(t, traces) => {
+                let per = pending.entry(t).or_default();
+                for (id, versions) in traces {
+                    let e = per.entry(id).or_insert_with(|| {
+                        *n += 1;
+                        Work::default()
+                    });
+                    e.read_all = true;
+                    e.versions.extend(versions);
                 }
             }
             DeriveMsg::Flush(w) => waiters.push(w),
@@ -1023,7 +1252,7 @@ async fn derive_loop(store: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Deriv
                 continue;
             }
             let count = traces.len();
-            if let Err(e) = this.derive_round(&tenant, traces).await {
+            if let Err(e) = this.derive_round(&tenant, &traces).await {
                 this.inner
                     .counters
                     .derive_failures

@@ -43,7 +43,7 @@ pub(crate) const SUMMARIES: Table = Table {
               duration Nullable(Float64), response_time Nullable(Float64), \
               has_fault UInt8, has_error UInt8, has_throttle UInt8, is_partial UInt8, \
               services Array(String), annotation_keys Array(String), \
-              summary String, graph String",
+              summary String, graph String, docs_version UInt64",
     engine: "ReplacingMergeTree(revision) PARTITION BY day ORDER BY (tenant, trace_id)",
     shard_by: "cityHash64(trace_id)",
 };
@@ -68,9 +68,21 @@ pub(crate) const CONFIG: Table = Table {
     shard_by: "cityHash64(name)",
 };
 
+/// Marks of written traces not yet derived: a write inserts a `+1` row per trace before
+/// its documents, the derivation a matching `-1` row after the summary; merges collapse
+/// the pairs. At start-up a node derives the traces its own marks (by `node`) still
+/// hold, so a crash between an acknowledged write and its derivation loses no summary.
+/// Partitioned by the day of the write (days since the epoch); dropped after two days.
+pub(crate) const PENDING: Table = Table {
+    name: "pending",
+    columns: "node String, day UInt32, tenant String, trace_id String, version UInt64, sign Int8",
+    engine: "CollapsingMergeTree(sign) PARTITION BY day ORDER BY (node, tenant, trace_id, version)",
+    shard_by: "cityHash64(trace_id)",
+};
+
 /// Tables holding day partitions (retention drops them).
 pub(crate) const PARTITIONED: [&Table; 3] = [&DOCS, &SUMMARIES, &ROLLUPS];
-const TABLES: [&Table; 4] = [&DOCS, &SUMMARIES, &ROLLUPS, &CONFIG];
+const TABLES: [&Table; 5] = [&DOCS, &SUMMARIES, &ROLLUPS, &CONFIG, &PENDING];
 
 /// The name of the table that holds a shard's rows.
 pub(crate) fn local_name(table: &Table, cluster: Option<&str>) -> String {
