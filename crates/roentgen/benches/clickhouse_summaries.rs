@@ -6,7 +6,7 @@
 //! `INSERT … SELECT FROM system.numbers` into the schema the store creates: two real
 //! summaries derived by `roentgen-model` (one ok, one faulted) serve as templates whose
 //! trace id and service name are replaced per row. One segment per trace, spread over
-//! the last hour, 100 services (`svc-0` … `svc-99`), every 20th trace faulted,
+//! the last hour, 100 services (`svc-0` … `svc-99`), a twentieth of each service's traces faulted,
 //! annotation `n`.
 //!
 //! Then it times, following `NextToken` to the end: a selective filter
@@ -96,6 +96,30 @@ fn query(
     (found, pages, t.elapsed().as_secs_f64())
 }
 
+/// `concat(…)` of the template with the trace id and service name put in per row.
+fn spliced(template: &str, id_expr: &str) -> String {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    loop {
+        let next = [(TEMPLATE_ID, id_expr), ("svc-TPL", "svc")]
+            .into_iter()
+            .filter_map(|(p, e)| rest.find(p).map(|at| (at, p, e)))
+            .min_by_key(|(at, _, _)| *at);
+        match next {
+            Some((at, p, e)) => {
+                parts.push(quote(&rest[..at]));
+                parts.push(e.to_string());
+                rest = &rest[at + p.len()..];
+            }
+            None => {
+                parts.push(quote(rest));
+                break;
+            }
+        }
+    }
+    format!("concat({})", parts.join(", "))
+}
+
 fn main() {
     let base = std::env::var("BENCH_CLICKHOUSE")
         .or_else(|_| std::env::var("ROENTGEN_TEST_CLICKHOUSE"))
@@ -123,11 +147,12 @@ fn main() {
     let (ok, bad) = (template(false), template(true));
     let t = Instant::now();
     let id_expr = "concat('1-', lower(hex(toUInt32(at))), '-', rnd)";
+    // ClickHouse 18.16's replaceAll wants constant replacements: the template is cut at
+    // its placeholders and put together again with `concat`.
     let summary_expr = format!(
-        "replaceAll(replaceAll(if(number % 20 = 0, {}, {}), {}, {id_expr}), 'svc-TPL', svc)",
-        quote(&bad),
-        quote(&ok),
-        quote(TEMPLATE_ID)
+        "if(intDiv(number, 100) % 20 = 0, {}, {})",
+        spliced(&bad, id_expr),
+        spliced(&ok, id_expr)
     );
     sql(
         &http,
@@ -138,7 +163,7 @@ fn main() {
              services, annotation_keys, summary, graph, docs_version) \
              SELECT 'default', toYYYYMMDD(toDateTime(at), 'UTC'), \
              concat(lower(hex(toUInt32(at))), rnd), 1, toFloat64(at), toFloat64(at), \
-             toFloat64(at) + dur, dur, dur, number % 20 = 0, 0, 0, 0, [svc], ['n'], \
+             toFloat64(at) + dur, dur, dur, intDiv(number, 100) % 20 = 0, 0, 0, 0, [svc], ['n'], \
              {summary_expr}, '', 0 \
              FROM (SELECT number, toUInt32({now} - number % 3600) AS at, \
              substring(lower(hex(MD5(toString(number)))), 1, 24) AS rnd, \

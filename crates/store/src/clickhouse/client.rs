@@ -259,8 +259,17 @@ impl Client {
         for attempt in 0..ATTEMPTS {
             for host in hosts {
                 let url = self.url(host, database, query_in_url);
+                let started = std::time::Instant::now();
                 match self.attempt(&url, body).await {
-                    Ok(t) => return Ok(t),
+                    Ok(t) => {
+                        tracing::trace!(
+                            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                            bytes = body.len(),
+                            statement = %query_in_url.unwrap_or("query"),
+                            "clickhouse statement"
+                        );
+                        return Ok(t);
+                    }
                     Err(Failure::Permanent(m)) => return Err(StoreError::ClickHouse(m)),
                     Err(Failure::Transient(m)) => {
                         tracing::debug!(%host, attempt, "clickhouse statement failed: {m}");

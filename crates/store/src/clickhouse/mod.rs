@@ -46,12 +46,23 @@ use crate::{
 /// How far before a query's start an `Event` or `Service` range looks for traces.
 pub const EVENT_LOOKBACK_SECONDS: u64 = crate::embedded::EVENT_LOOKBACK_SECONDS;
 
-/// Most write batches waiting for the deriver; past it writes wait.
+/// Derivers per node: each takes the traces whose id hashes to it, so their round
+/// trips to ClickHouse overlap without two of them deriving one trace.
+const DERIVERS: usize = 4;
+
+fn deriver_of(t: &TraceId) -> usize {
+    let b = t.to_bytes();
+    // The random part of the id.
+    usize::from(b[15]) % DERIVERS
+}
+
+/// Most write batches waiting for each deriver; past it writes wait.
 const DERIVE_CHANNEL: usize = 2;
-/// Most traces derived in one round.
+/// Most traces derived in one round by one deriver.
 const DERIVE_ROUND: usize = 5_000;
-/// Most trace ids in one `IN (…)` list (ClickHouse 18.16 limits a query to 256 KiB).
-const IN_CHUNK: usize = 2_000;
+/// Most trace ids in one `IN (…)` list (35 bytes each; ClickHouse 18.16 limits a query
+/// to 256 KiB).
+const IN_CHUNK: usize = 5_000;
 
 enum DeriveMsg {
     /// A write's traces with their documents, and the write's version.
@@ -81,8 +92,10 @@ struct Inner {
     tables: Tables,
     local: Tables,
     cluster_hosts: Vec<String>,
-    tx: mpsc::Sender<DeriveMsg>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// One channel per deriver; a trace always goes to the same one (by its id), so
+    /// derivers never derive one trace at the same time.
+    tx: Vec<mpsc::Sender<DeriveMsg>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     last_version: AtomicU64,
     counters: ClickHouseCounters,
 }
@@ -282,7 +295,8 @@ impl ClickHouseStore {
             conf: format!("{db}.{}", schema::local_name(&schema::CONFIG, cluster)),
             pending: format!("{db}.{}", schema::local_name(&schema::PENDING, cluster)),
         };
-        let (tx, rx) = mpsc::channel(DERIVE_CHANNEL);
+        let (tx, rxs): (Vec<_>, Vec<_>) =
+            (0..DERIVERS).map(|_| mpsc::channel(DERIVE_CHANNEL)).unzip();
         let inner = Arc::new(Inner {
             cluster_hosts: match cluster {
                 Some(_) => config.hosts.clone(),
@@ -293,12 +307,15 @@ impl ClickHouseStore {
             tables,
             local,
             tx,
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
             last_version: AtomicU64::new(0),
             counters: ClickHouseCounters::default(),
         });
-        let task = tokio::spawn(derive_loop(Arc::downgrade(&inner), rx));
-        *inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let tasks = rxs
+            .into_iter()
+            .map(|rx| tokio::spawn(derive_loop(Arc::downgrade(&inner), rx)))
+            .collect();
+        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         let store = Self { inner };
         store.recover().await?;
         Ok(store)
@@ -377,35 +394,41 @@ impl ClickHouseStore {
             });
             traces[slot].1.insert(id.0, segment);
         }
-        // The marks first: a crash after them and before the documents only makes a
-        // restart re-derive traces that did not change.
-        self.inner
-            .client
-            .insert(
+        // Marks and documents at once; the write is acknowledged only when both are in.
+        // A crash with the marks in and not the documents only makes a restart
+        // re-derive traces that did not change; one with the documents in and not the
+        // marks acknowledged nothing, so the client sends them again.
+        let (marked, written) = tokio::join!(
+            self.inner.client.insert(
                 &self.inner.tables.pending,
                 "node, day, tenant, trace_id, version, sign",
                 &marks,
-            )
-            .await?;
-        self.inner
-            .client
-            .insert(
+            ),
+            self.inner.client.insert(
                 &self.inner.tables.docs,
                 "tenant, day, trace_id, doc_id, version, raw",
                 &body,
             )
-            .await?;
+        );
+        marked?;
+        written?;
         self.inner
             .counters
             .documents
             .fetch_add(count as u64, Ordering::Relaxed);
         self.inner.counters.inserts.fetch_add(1, Ordering::Relaxed);
         let n = traces.len();
-        self.inner
-            .tx
-            .send(DeriveMsg::Traces(tenant.clone(), traces, version))
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?;
+        let mut parts: Vec<Vec<(TraceId, BTreeMap<u64, Segment>)>> = vec![Vec::new(); DERIVERS];
+        for (t, docs) in traces {
+            parts[deriver_of(&t)].push((t, docs));
+        }
+        for (tx, part) in self.inner.tx.iter().zip(parts) {
+            if !part.is_empty() {
+                tx.send(DeriveMsg::Traces(tenant.clone(), part, version))
+                    .await
+                    .map_err(|_| StoreError::ShuttingDown)?;
+            }
+        }
         Ok(WriteOutcome {
             documents: count,
             traces: n,
@@ -490,18 +513,30 @@ impl ClickHouseStore {
             self.prepare_round(tenant, traces)
         })
         .await?;
-        // Rollups first: a failure between the two inserts leaves the old summary, and
-        // the next derivation of the trace subtracts the old graph again (see
-        // docs/clickhouse.md, "What is not exact").
-        with_retries("insert rollups", || {
-            self.inner.client.insert(
-                &self.inner.tables.roll,
-                "tenant, day, minute, key, count, ok, error_other, throttle, fault, \
-                 total_response_time, histogramMap.bucket, histogramMap.count",
-                &roll,
-            )
-        })
-        .await?;
+        // Rollups and summaries at once (a failure between the two is covered in
+        // docs/clickhouse.md, "What is not exact"); the marks are cancelled only after
+        // both are in.
+        let (rolled, summed) = tokio::join!(
+            with_retries("insert rollups", || {
+                self.inner.client.insert(
+                    &self.inner.tables.roll,
+                    "tenant, day, minute, key, count, ok, error_other, throttle, fault, \
+                     total_response_time, histogramMap.bucket, histogramMap.count",
+                    &roll,
+                )
+            }),
+            with_retries("insert summaries", || {
+                self.inner.client.insert(
+                    &self.inner.tables.sums,
+                    "tenant, day, trace_id, revision, updated_at, start_time, end_time, \
+                     duration, response_time, has_fault, has_error, has_throttle, \
+                     is_partial, services, annotation_keys, summary, graph, docs_version",
+                    &sums,
+                )
+            })
+        );
+        rolled?;
+        summed?;
         // The marks of what was derived are cancelled.
         let node = &self.inner.client.config().node;
         let mut unmarks = Vec::new();
@@ -519,16 +554,6 @@ impl ClickHouseStore {
                 );
             }
         }
-        with_retries("insert summaries", || {
-            self.inner.client.insert(
-                &self.inner.tables.sums,
-                "tenant, day, trace_id, revision, updated_at, start_time, end_time, duration, \
-                 response_time, has_fault, has_error, has_throttle, is_partial, services, \
-                 annotation_keys, summary, graph, docs_version",
-                &sums,
-            )
-        })
-        .await?;
         with_retries("clear derivation marks", || {
             self.inner.client.insert(
                 &self.inner.tables.pending,
@@ -653,19 +678,7 @@ impl ClickHouseStore {
             .saturating_sub(lookback)
             .min(u32::MAX as u64);
         let hi_sec = (end.floor() as u64).min(u32::MAX as u64);
-        let mut conds = vec![
-            format!("tenant = {}", quote(tenant.as_str())),
-            format!("trace_id >= '{lo_sec:08x}'"),
-        ];
-        if hi_sec < u32::MAX as u64 {
-            conds.push(format!("trace_id < '{:08x}'", hi_sec + 1));
-        }
-        // Days of the range: lets ClickHouse skip whole partitions.
-        conds.push(format!(
-            "day >= {} AND day <= {}",
-            day_of(lo_sec),
-            day_of(hi_sec)
-        ));
+        let mut conds = vec![format!("tenant = {}", quote(tenant.as_str()))];
         match q.time_range_type {
             TimeRangeType::TraceId => {}
             TimeRangeType::Event => conds.push(format!(
@@ -703,12 +716,37 @@ impl ClickHouseStore {
         let limit = q.limit.max(1);
         let budget = q.scan_budget.max(limit);
         let mut page = SummaryPage::default();
+        // The window is read newest first in time slices: ClickHouse 18.16 does not
+        // stop reading at the `LIMIT` of an `ORDER BY` over the primary key, so one
+        // query over the whole window would scan all of it for every page. A slice
+        // reads only its part of the primary key; it starts at a minute and doubles
+        // while it finds fewer candidates than a page needs, so a page reads about
+        // what it returns and a selective filter scans the window at most twice.
         let mut below = cursor;
+        let mut upper: u64 = match &below {
+            // The cursor's second (its first 8 hex digits), inclusive.
+            Some(b) => u64::from_str_radix(&b[..8], 16).map_err(|_| StoreError::InvalidCursor)? + 1,
+            None => hi_sec + 1,
+        };
+        let mut span: u64 = 60;
         loop {
+            if upper <= lo_sec {
+                return Ok(page);
+            }
+            let slice_lo = upper.saturating_sub(span).max(lo_sec);
             let chunk = (budget - page.scanned).min((limit * 4).clamp(200, IN_CHUNK));
             let mut where_ = conds.join(" AND ");
-            if let Some(b) = &below {
-                where_.push_str(&format!(" AND trace_id < {}", quote(b)));
+            where_.push_str(&format!(
+                " AND day >= {} AND day <= {} AND trace_id >= '{slice_lo:08x}'",
+                day_of(slice_lo),
+                day_of(upper - 1)
+            ));
+            match &below {
+                Some(b) => where_.push_str(&format!(" AND trace_id < {}", quote(b))),
+                None if upper <= u64::from(u32::MAX) => {
+                    where_.push_str(&format!(" AND trace_id < '{upper:08x}'"))
+                }
+                None => {}
             }
             let sql = format!(
                 "SELECT DISTINCT trace_id FROM {} WHERE {where_} \
@@ -719,7 +757,7 @@ impl ClickHouseStore {
             let ids: Vec<String> = rows(&text)
                 .filter_map(|r| r.first().map(|s| s.to_string()))
                 .collect();
-            let exhausted = ids.len() < chunk;
+            let slice_done = ids.len() < chunk;
             let recs = self.records(tenant, &ids, false).await?;
             for id in &ids {
                 page.scanned += 1;
@@ -734,8 +772,11 @@ impl ClickHouseStore {
                     return Ok(page);
                 }
             }
-            if exhausted {
-                return Ok(page);
+            if slice_done {
+                // The slice is read: the next one ends where it began, twice as long.
+                upper = slice_lo;
+                below = None;
+                span = span.saturating_mul(2);
             }
         }
     }
@@ -971,16 +1012,22 @@ impl ClickHouseStore {
             return Ok(());
         }
         tracing::info!(traces = total, %node, "deriving traces written before a restart");
-        let tx = self.inner.tx.clone();
+        let txs = self.inner.tx.clone();
         tokio::spawn(async move {
             for (tenant, traces) in by_tenant {
-                for chunk in traces.chunks(DERIVE_ROUND) {
-                    if tx
-                        .send(DeriveMsg::Recover(tenant.clone(), chunk.to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
+                let mut parts: Vec<Vec<(TraceId, Vec<u64>)>> = vec![Vec::new(); DERIVERS];
+                for (t, v) in traces {
+                    parts[deriver_of(&t)].push((t, v));
+                }
+                for (tx, part) in txs.iter().zip(parts) {
+                    for chunk in part.chunks(DERIVE_ROUND) {
+                        if tx
+                            .send(DeriveMsg::Recover(tenant.clone(), chunk.to_vec()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                 }
             }
@@ -989,13 +1036,18 @@ impl ClickHouseStore {
     }
 
     async fn flush_deriver(&self) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(DeriveMsg::Flush(tx))
-            .await
-            .map_err(|_| StoreError::ShuttingDown)?;
-        rx.await.map_err(|_| StoreError::ShuttingDown)
+        let mut waits = Vec::new();
+        for tx in &self.inner.tx {
+            let (done, wait) = oneshot::channel();
+            tx.send(DeriveMsg::Flush(done))
+                .await
+                .map_err(|_| StoreError::ShuttingDown)?;
+            waits.push(wait);
+        }
+        for w in waits {
+            w.await.map_err(|_| StoreError::ShuttingDown)?;
+        }
+        Ok(())
     }
 }
 
@@ -1351,13 +1403,9 @@ impl Store for ClickHouseStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.flush_deriver().await?;
-        let task = self
-            .inner
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = task {
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
             t.abort();
         }
         Ok(())
