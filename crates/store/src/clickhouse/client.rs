@@ -56,7 +56,8 @@ impl ClickHouseConfig {
     /// (`clickhouses://` or `secure=true` for HTTPS). The port is ClickHouse's HTTP port
     /// (8123 by default, 8443 with TLS).
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        let bad = |why: &str| StoreError::Config(format!("{why} in store address {url:?}"));
+        // The address may hold a password: it is never quoted back.
+        let bad = |why: &str| StoreError::Config(format!("{why} in the ClickHouse address"));
         let (mut secure, rest) = if let Some(r) = url.strip_prefix("clickhouse://") {
             (false, r)
         } else if let Some(r) = url.strip_prefix("clickhouses://") {
@@ -425,6 +426,8 @@ mod tests {
         }
         let p = ClickHouseConfig::parse("clickhouse://u:secret@h/db").expect("parse");
         assert!(!format!("{p:?}").contains("secret"));
+        let e = ClickHouseConfig::parse("clickhouse://u:secret@h/db?x=1").expect_err("refused");
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 
     #[test]
