@@ -93,6 +93,26 @@ def parse_prometheus(text: str) -> dict[str, float]:
     return out
 
 
+def unique_database(prefix: str) -> str:
+    """A ClickHouse database name no other test uses."""
+    return f"{prefix}_{os.getpid()}_{time.time_ns()}"
+
+
+def clickhouse_store_url(database: str, cluster: bool = False, first: int = 1) -> str:
+    """A --store URL on the test ClickHouse servers that scripts/test starts: one
+    server, or (`cluster`) both shards with shard `first` listed first."""
+    one = os.environ.get("ROENTGEN_TEST_CLICKHOUSE")
+    if not one:
+        pytest.fail("ROENTGEN_TEST_CLICKHOUSE is unset: run the suite with scripts/test", pytrace=False)
+    hosts = [one.removeprefix("http://")]
+    query = ""
+    if cluster:
+        two = os.environ["ROENTGEN_TEST_CLICKHOUSE_2"].removeprefix("http://")
+        hosts = [hosts[0], two] if first == 1 else [two, hosts[0]]
+        query = "?cluster=" + os.environ["ROENTGEN_TEST_CLICKHOUSE_CLUSTER"]
+    return f"clickhouse://{','.join(hosts)}/{database}{query}"
+
+
 class Roentgen:
     """One `roentgen serve` under test. Ports and data dir stay the same across
     restarts; each run's stderr goes to its own file under `workdir`."""
@@ -105,9 +125,13 @@ class Roentgen:
         udp: bool = True,
         tcp: bool = True,
         via_env: bool = False,
+        store: str | None = None,
     ):
         """`udp`/`tcp` False pass `off` for that listener; `via_env` passes the
-        settings as ROENTGEN_* environment variables instead of flags."""
+        settings as ROENTGEN_* environment variables instead of flags. `store` is a
+        --store value; by default the embedded store, or, when ROENTGEN_E2E_STORE is
+        `clickhouse`, a fresh database on $ROENTGEN_TEST_CLICKHOUSE (the API-level tests
+        run a second time that way)."""
         self.binary = Path(binary)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +149,9 @@ class Roentgen:
         self.udp_enabled = udp
         self.tcp_enabled = tcp
         self.via_env = via_env
+        if store is None and os.environ.get("ROENTGEN_E2E_STORE") == "clickhouse":
+            store = clickhouse_store_url(unique_database("e2e"))
+        self.store = store
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.stderr_paths: list[Path] = []
@@ -140,6 +167,7 @@ class Roentgen:
             "tcp-addr": f"{self.tcp_addr[0]}:{self.tcp_addr[1]}" if self.tcp_enabled else "off",
             "otlp-grpc-addr": self.otlp_grpc_addr,
             "data-dir": str(self.data_dir),
+            **({"store": self.store} if self.store else {}),
         }
 
     def command(self) -> list[str]:

@@ -4,7 +4,8 @@
 //! store everything, and prints the sustained rate, the loss, the server's peak
 //! resident memory and its CPU by thread while the load ran. Settings come from the environment:
 //! `BENCH_RATE` (segments/s, default 100000), `BENCH_SECONDS` (default 10),
-//! `BENCH_SEGMENTS_PER_TRACE` (default 5).
+//! `BENCH_SEGMENTS_PER_TRACE` (default 5), `BENCH_STORE` (a `--store` value, e.g.
+//! `clickhouse://127.0.0.1:8123/bench`; the embedded store when unset).
 //!
 //! Run: `cargo bench -p roentgen --bench ingest`
 
@@ -28,7 +29,12 @@ fn main() {
     let per_trace = env_or("BENCH_SEGMENTS_PER_TRACE", 5).max(1);
     let total = rate * seconds;
 
-    let mut server = util::Server::start_with(None, true, &["--log-level", "warn"]);
+    let store = std::env::var("BENCH_STORE").ok();
+    let mut extra = vec!["--log-level", "warn"];
+    if let Some(s) = &store {
+        extra.extend(["--store", s.as_str()]);
+    }
+    let mut server = util::Server::start_with(None, true, &extra);
     let (http, udp) = (server.http.clone(), server.udp.clone());
 
     // Pre-built datagrams; the generator sends them with UDP segmentation offload so it
@@ -93,7 +99,8 @@ fn main() {
 
     let lost = total as f64 - stored;
     println!(
-        "ingest: {total} datagrams of ~{avg} bytes at {rate}/s target, {seconds}s, {per_trace} segments/trace"
+        "ingest: {total} datagrams of ~{avg} bytes at {rate}/s target, {seconds}s, {per_trace} segments/trace, store {}",
+        store.as_deref().unwrap_or("embedded")
     );
     println!(
         "  send:     {:.0}/s achieved ({send_errors} send errors)",

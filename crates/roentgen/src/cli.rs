@@ -28,7 +28,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the collector, the X-Ray API and the embedded store in one process.
+    /// Run the collector, the X-Ray API and the store (embedded, or ClickHouse with
+    /// --store) in one process.
     Serve(ServeArgs),
     /// Run a drop-in for the AWS X-Ray daemon: UDP in, batched PutTraceSegments out.
     Daemon(DaemonArgs),
@@ -332,6 +333,14 @@ pub(crate) struct ServeArgs {
     )]
     otlp_grpc_addr: String,
 
+    /// Where traces are kept: `embedded` (a store under --data-dir) or ClickHouse,
+    /// `clickhouse://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/DB` with optional
+    /// `?user=…&password=…&cluster=…&secure=true&node=…` (`clickhouses://` is HTTPS). PORT is
+    /// ClickHouse's HTTP port (8123). With `cluster`, list one host per shard: Roentgen
+    /// creates local tables on each and `Distributed` tables over them.
+    #[arg(long, env = "ROENTGEN_STORE", default_value = "embedded")]
+    store: String,
+
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "ROENTGEN_DATA_DIR", default_value = "./roentgen-data")]
     data_dir: PathBuf,
@@ -396,6 +405,15 @@ pub(crate) struct ServeArgs {
     log_format: String,
 }
 
+/// Which store `serve` uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreChoice {
+    /// fjall under --data-dir.
+    Embedded,
+    /// ClickHouse over HTTP.
+    ClickHouse(roentgen_store::clickhouse::ClickHouseConfig),
+}
+
 /// Validated `serve` settings.
 #[derive(Debug, Clone)]
 pub(crate) struct ServeConfig {
@@ -408,6 +426,7 @@ pub(crate) struct ServeConfig {
     pub(crate) tenant: roentgen_store::TenantId,
     pub(crate) tls: Option<std::sync::Arc<roentgen_server::tls::CertStore>>,
     pub(crate) limits: roentgen_server::limits::Limits,
+    pub(crate) store: StoreChoice,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) grace: Duration,
@@ -474,6 +493,14 @@ impl ServeArgs {
                 (Some(cert), Some(key)) => Some(roentgen_server::tls::CertStore::open(cert, key)?),
                 _ => None,
             },
+            store: if self.store == "embedded" {
+                StoreChoice::Embedded
+            } else {
+                StoreChoice::ClickHouse(
+                    roentgen_store::clickhouse::ClickHouseConfig::parse(&self.store)
+                        .map_err(|e| anyhow::anyhow!("--store: {e}"))?,
+                )
+            },
             retention,
             queue_capacity: self.queue_capacity,
             grace: duration("grace", &self.grace)?,
@@ -511,10 +538,24 @@ mod tests {
         );
         assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
         assert_eq!(c.data_dir, PathBuf::from("./roentgen-data"));
+        assert_eq!(c.store, StoreChoice::Embedded);
         assert_eq!(
             c.otlp_grpc_addr.map(|a| a.to_string()).as_deref(),
             Some("127.0.0.1:4317")
         );
+    }
+
+    #[test]
+    fn store_addresses() {
+        let c =
+            parse(&["--store", "clickhouse://127.0.0.1:8123/traces?cluster=two"]).expect("valid");
+        let StoreChoice::ClickHouse(ch) = c.store else {
+            panic!("not clickhouse: {:?}", c.store)
+        };
+        assert_eq!(ch.database, "traces");
+        assert_eq!(ch.cluster.as_deref(), Some("two"));
+        let e = parse(&["--store", "postgres://x"]).expect_err("refused");
+        assert!(e.to_string().contains("--store"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `roentgen serve`: wiring and the shutdown order.
 //!
-//! Start: open the store, bind every listener (HTTP with OTLP/HTTP, the daemon's UDP
+//! Start: open the store (embedded under --data-dir, or ClickHouse with --store), bind every listener (HTTP with OTLP/HTTP, the daemon's UDP
 //! and TCP, OTLP/gRPC) failing before serving anything, log each bound address. Stop on SIGTERM/SIGINT: stop accepting (HTTP graceful shutdown,
 //! UDP reads what the kernel already holds), drain the ingest queue into the store,
 //! exit 0, all within `--grace`. A second signal exits at once with status 130.
@@ -16,12 +16,13 @@ use roentgen_server::limits::LimitedListener;
 use roentgen_server::tls::TlsListener;
 use roentgen_server::{AppState, Auth, Ingest, IngestOptions, Metrics, Sampling, router, udp};
 use roentgen_store::Store;
+use roentgen_store::clickhouse::ClickHouseStore;
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::ServeConfig;
+use crate::cli::{ServeConfig, StoreChoice};
 
 /// `serve` reads UDP with the daemon's receive loop and ingests in the server.
 struct UdpHandler(udp::UdpIngest);
@@ -80,12 +81,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         version = env!("CARGO_PKG_VERSION"),
         "starting roentgen serve"
     );
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
-    let embedded = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
-        .with_context(|| format!("open the store in {}", config.data_dir.display()))?;
-    info!(data_dir = %config.data_dir.display(), days = embedded.days().len(), "store opened");
-    let store: Arc<dyn Store> = Arc::new(embedded);
+    let store = open_store(&config).await?;
 
     // Bind everything before serving anything, so a taken port fails the start.
     let http = tokio::net::TcpListener::bind(config.http_addr)
@@ -306,6 +302,45 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         _ = sigint.recv() => {
             warn!("second signal: exiting without waiting for the drain");
             Ok(ExitCode::from(130))
+        }
+    }
+}
+
+async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.store {
+        StoreChoice::Embedded => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+            let embedded = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
+                .with_context(|| format!("open the store in {}", config.data_dir.display()))?;
+            info!(data_dir = %config.data_dir.display(), days = embedded.days().len(), "store opened");
+            Ok(Arc::new(embedded))
+        }
+        StoreChoice::ClickHouse(ch) => {
+            let mut ch = ch.clone();
+            if ch.node.is_empty() {
+                // Stable across restarts, distinct between nodes on one machine.
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "roentgen".into());
+                ch.node = format!("{host}:{}", config.http_addr.port());
+            }
+            let store = ClickHouseStore::open(ch.clone()).await.with_context(|| {
+                format!(
+                    "open the ClickHouse store {} at {}",
+                    ch.database,
+                    ch.hosts.join(",")
+                )
+            })?;
+            info!(
+                hosts = %ch.hosts.join(","),
+                database = %ch.database,
+                cluster = ch.cluster.as_deref().unwrap_or("-"),
+                node = %ch.node,
+                server_version = store.server_version(),
+                "store opened"
+            );
+            Ok(Arc::new(store))
         }
     }
 }

@@ -424,6 +424,12 @@ async fn put_trace_segments(
         Err(SubmitError::ShuttingDown) => {
             return Err(ApiError::service_unavailable("server is shutting down").into());
         }
+        Err(SubmitError::StoreUnavailable(e)) => {
+            return Err(ApiError::throttled(format!(
+                "the store is unavailable ({e}); retry with backoff"
+            ))
+            .into());
+        }
         Err(SubmitError::Store(e)) => {
             return Err(
                 ApiError::internal_failure(format!("failed to store segments: {e}")).into(),

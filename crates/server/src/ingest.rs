@@ -61,6 +61,10 @@ pub enum SubmitError {
     /// The store failed the write.
     #[error("store write failed: {0}")]
     Store(String),
+    /// The store could not be reached after its retries (ClickHouse down or
+    /// overloaded); trying again later may succeed.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
 }
 
 struct Job {
@@ -281,7 +285,11 @@ async fn write_loop(
                 Err(e) => {
                     metrics.store_errors.inc();
                     tracing::error!(documents = count, "failed to write batch: {e}");
-                    Err(SubmitError::Store(e.to_string()))
+                    Err(if e.is_retryable() {
+                        SubmitError::StoreUnavailable(e.to_string())
+                    } else {
+                        SubmitError::Store(e.to_string())
+                    })
                 }
             };
             for job in jobs {

@@ -111,7 +111,7 @@ fn submit_reason(e: &SubmitError) -> &'static str {
     match e {
         SubmitError::QueueFull => "queue_full",
         SubmitError::ShuttingDown => "shutting_down",
-        SubmitError::Store(_) => "store_error",
+        SubmitError::Store(_) | SubmitError::StoreUnavailable(_) => "store_error",
     }
 }
 

@@ -109,7 +109,7 @@ impl UdpIngest {
             let reason = match e {
                 SubmitError::QueueFull => "queue_full",
                 SubmitError::ShuttingDown => "shutting_down",
-                SubmitError::Store(_) => "store_error",
+                SubmitError::Store(_) | SubmitError::StoreUnavailable(_) => "store_error",
             };
             self.metrics
                 .dropped

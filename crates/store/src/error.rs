@@ -49,12 +49,25 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// ClickHouse refused a statement (an answer other than 200 that retrying will not
+    /// change: bad SQL, a missing table, a type error).
+    #[error("clickhouse: {0}")]
+    ClickHouse(String),
+    /// ClickHouse could not be reached, or was overloaded, after the retries.
+    #[error("clickhouse unavailable: {0}")]
+    Unavailable(String),
+    /// The store address or options are malformed.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
 }
 
 impl StoreError {
     /// True when trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::ShuttingDown | Self::Task(_))
+        matches!(
+            self,
+            Self::ShuttingDown | Self::Task(_) | Self::Unavailable(_)
+        )
     }
 
     /// True when the caller's input (not the store) is at fault.

@@ -3,7 +3,8 @@
 //! This crate owns persistence: raw segment documents by trace, the time index of trace
 //! summaries, per-minute service-graph rollups, sampling rules and groups, and retention
 //! by whole day partitions. [`embedded::EmbeddedStore`] keeps them in a fjall LSM under a
-//! data directory; the ClickHouse implementation follows the same contract.
+//! data directory; [`clickhouse::ClickHouseStore`] keeps them in ClickHouse (over its
+//! HTTP interface) for any number of stateless nodes.
 //!
 //! It depends on `roentgen-model` (and later `roentgen-filter`) and must not speak HTTP to
 //! clients or know the X-Ray wire format: the server crate translates.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use roentgen_model::{Document, GraphKey, SegmentId, ServiceKey, Stats, TraceId, TraceSummary};
 
+pub mod clickhouse;
 mod codec;
 pub mod embedded;
 mod error;

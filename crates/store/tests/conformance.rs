@@ -1,10 +1,15 @@
-//! The store contract, written once as generic scenarios and run against every backend
-//! (`embedded` here; ClickHouse joins with its issue).
+//! The store contract, written once as generic scenarios and run against every backend:
+//! `embedded`, `clickhouse` (one server) and `clickhouse_cluster` (two shards behind
+//! `Distributed` tables). The ClickHouse runs need `ROENTGEN_TEST_CLICKHOUSE` (an HTTP
+//! URL) and, for the cluster, `ROENTGEN_TEST_CLICKHOUSE_2` and
+//! `ROENTGEN_TEST_CLICKHOUSE_CLUSTER`; `scripts/test` starts both servers and sets them.
+//! Each scenario gets a database of its own, dropped afterwards.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 
 use roentgen_model::{Document, TraceId};
+use roentgen_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use roentgen_store::{ConfigKind, Store, SummaryQuery, TenantId, TimeRangeType};
 
@@ -618,6 +623,117 @@ macro_rules! embedded {
 }
 
 embedded!(
+    write_then_read_verbatim,
+    late_segments_join_their_trace,
+    in_progress_then_complete_bumps_revision,
+    paging_visits_every_trace_once_newest_first,
+    filter_expressions_narrow_and_match,
+    tenants_are_isolated,
+    rollups_are_exact_in_any_order,
+    hour_rollups_match_minute_rollups,
+    retention_drops_whole_days,
+    config_records,
+);
+
+/// The ClickHouse servers the tests use: (shard 1 URL, shard 2 URL, cluster), or why
+/// there are none.
+fn clickhouse_env() -> Result<(String, Option<(String, String)>), String> {
+    let one = std::env::var("ROENTGEN_TEST_CLICKHOUSE").ok();
+    let two = std::env::var("ROENTGEN_TEST_CLICKHOUSE_2").ok();
+    let cluster = std::env::var("ROENTGEN_TEST_CLICKHOUSE_CLUSTER").ok();
+    match one {
+        Some(one) => Ok((one, two.zip(cluster))),
+        None => {
+            let installed = std::path::Path::new("/usr/sbin/clickhouse-server").exists()
+                || std::path::Path::new("/usr/bin/clickhouse-server").exists();
+            assert!(
+                !installed,
+                "ClickHouse is installed but ROENTGEN_TEST_CLICKHOUSE is unset: run \
+                 scripts/test, or start servers with scripts/clickhouse-cluster start DIR \
+                 and eval what it prints"
+            );
+            Err("ROENTGEN_TEST_CLICKHOUSE is unset and ClickHouse is not installed".into())
+        }
+    }
+}
+
+fn run_clickhouse<F, Fut>(scenario: F, cluster: bool)
+where
+    F: FnOnce(ClickHouseStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (one, shards) = match clickhouse_env() {
+        Ok(e) => e,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let db = format!(
+        "conformance_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    );
+    let host = |u: &str| u.trim_start_matches("http://").to_string();
+    let url = match (&shards, cluster) {
+        (Some((two, name)), true) => {
+            format!(
+                "clickhouse://{},{}/{db}?cluster={name}",
+                host(&one),
+                host(two)
+            )
+        }
+        (None, true) => {
+            eprintln!("skipped: ROENTGEN_TEST_CLICKHOUSE_2 / _CLUSTER are unset");
+            return;
+        }
+        _ => format!("clickhouse://{}/{db}", host(&one)),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let config = ClickHouseConfig::parse(&url).expect("store address");
+    let store = rt
+        .block_on(ClickHouseStore::open(config.clone()))
+        .expect("open the clickhouse store");
+    rt.block_on(scenario(store.clone()));
+    rt.block_on(store.close()).expect("close");
+    let http = reqwest::blocking::Client::new();
+    for base in std::iter::once(one).chain(shards.map(|(two, _)| two)) {
+        let _ = http
+            .post(format!("{base}/"))
+            .body(format!("DROP DATABASE IF EXISTS {db}"))
+            .send();
+    }
+}
+
+macro_rules! clickhouse {
+    ($module:ident, $cluster:expr, $($name:ident),* $(,)?) => {
+        mod $module {
+            $( #[test] fn $name() { super::run_clickhouse(super::$name, $cluster); } )*
+        }
+    };
+}
+
+clickhouse!(
+    clickhouse,
+    false,
+    write_then_read_verbatim,
+    late_segments_join_their_trace,
+    in_progress_then_complete_bumps_revision,
+    paging_visits_every_trace_once_newest_first,
+    filter_expressions_narrow_and_match,
+    tenants_are_isolated,
+    rollups_are_exact_in_any_order,
+    hour_rollups_match_minute_rollups,
+    retention_drops_whole_days,
+    config_records,
+);
+
+clickhouse!(
+    clickhouse_cluster,
+    true,
     write_then_read_verbatim,
     late_segments_join_their_trace,
     in_progress_then_complete_bumps_revision,

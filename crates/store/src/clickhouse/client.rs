@@ -1,0 +1,443 @@
+//! ClickHouse over its HTTP interface: the store address, statements with retries and
+//! fail-over between the listed hosts, and the TabSeparated format both ways.
+//!
+//! Plain HTTP (reqwest) rather than the `clickhouse` crate: every statement is ours, in
+//! the SQL subset that ClickHouse 18.16 (Debian's) and current releases share, with
+//! settings passed as URL parameters that every release understands, and with nothing
+//! sent that an old server would refuse (the crate asks for settings 18.16 does not
+//! know unless validation is turned off).
+
+use std::time::Duration;
+
+use crate::StoreError;
+
+/// Where the store is and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// Base URLs (`http://host:port` or `https://…`), tried in order.
+    pub hosts: Vec<String>,
+    /// Database (created if missing).
+    pub database: String,
+    /// User (`default` when not given).
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Cluster name from `remote_servers`: local tables on every listed host and
+    /// `Distributed` tables over them.
+    pub cluster: Option<String>,
+    /// This node's name in the marks of traces it has not derived yet (the `node`
+    /// parameter; `roentgen serve` defaults it to HOSTNAME:HTTP-PORT). It must stay the
+    /// same across restarts of a node and differ between nodes.
+    pub node: String,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("hosts", &self.hosts)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"…")
+            .field("cluster", &self.cluster)
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+impl ClickHouseConfig {
+    /// Parses `clickhouse://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT…]/DB[?user=…&password=…&cluster=…&secure=true&node=…]`
+    /// (`clickhouses://` or `secure=true` for HTTPS). The port is ClickHouse's HTTP port
+    /// (8123 by default, 8443 with TLS).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        // The address may hold a password: it is never quoted back.
+        let bad = |why: &str| StoreError::Config(format!("{why} in the ClickHouse address"));
+        let (mut secure, rest) = if let Some(r) = url.strip_prefix("clickhouse://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("clickhouses://") {
+            (true, r)
+        } else {
+            return Err(bad("expected clickhouse:// or clickhouses://"));
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, "roentgen"));
+        let database = if database.is_empty() {
+            "roentgen"
+        } else {
+            database
+        };
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let (mut user, mut password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((a, b)) => (decode(a), decode(b)),
+                None => (decode(u), String::new()),
+            },
+            None => ("default".to_string(), String::new()),
+        };
+        let mut cluster = None;
+        let mut node = String::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "user" => user = v.into_owned(),
+                "password" => password = v.into_owned(),
+                "cluster" => cluster = Some(v.into_owned()),
+                "node" => node = v.into_owned(),
+                "secure" => {
+                    secure = match &*v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(bad("secure must be true or false")),
+                    }
+                }
+                other => return Err(bad(&format!("unknown parameter {other:?}"))),
+            }
+        }
+        if !valid_name(database) {
+            return Err(bad("the database must be letters, digits and '_'"));
+        }
+        if let Some(c) = &cluster
+            && !valid_name(c)
+        {
+            return Err(bad("the cluster must be letters, digits and '_'"));
+        }
+        let scheme = if secure { "https" } else { "http" };
+        let mut list = Vec::new();
+        for h in hosts.split(',') {
+            if h.is_empty() || h.contains(['/', ' ']) {
+                return Err(bad("a host is empty or malformed"));
+            }
+            let h = if h.contains(':') {
+                h.to_string()
+            } else {
+                format!("{h}:{}", if secure { 8443 } else { 8123 })
+            };
+            list.push(format!("{scheme}://{h}"));
+        }
+        Ok(Self {
+            hosts: list,
+            database: database.to_string(),
+            user,
+            password,
+            cluster,
+            node,
+        })
+    }
+}
+
+/// Attempts per statement against each host before it counts as unavailable.
+const ATTEMPTS: u32 = 4;
+/// First pause between attempts; doubled each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The HTTP client of one store.
+#[derive(Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    config: ClickHouseConfig,
+    /// Settings sent with every statement (`&name=value`).
+    settings: String,
+}
+
+/// A statement's failure, classified.
+enum Failure {
+    /// Worth another attempt (connection, timeout, overload, a shard down).
+    Transient(String),
+    /// Not worth one.
+    Permanent(String),
+}
+
+impl Client {
+    pub(crate) fn new(config: ClickHouseConfig) -> Result<Self, StoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| StoreError::Config(format!("build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            config,
+            settings: String::new(),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &ClickHouseConfig {
+        &self.config
+    }
+
+    /// Adds a setting sent with every later statement.
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
+        self.settings.push('&');
+        self.settings.push_str(name);
+        self.settings.push('=');
+        self.settings.push_str(value);
+    }
+
+    fn url(&self, host: &str, database: bool, query: Option<&str>) -> String {
+        let mut url = format!("{host}/?");
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("user", &self.config.user);
+        if !self.config.password.is_empty() {
+            q.append_pair("password", &self.config.password);
+        }
+        if database {
+            q.append_pair("database", &self.config.database);
+        }
+        if let Some(query) = query {
+            q.append_pair("query", query);
+        }
+        url.push_str(&q.finish());
+        url.push_str(&self.settings);
+        url
+    }
+
+    async fn attempt(&self, url: &str, body: &[u8]) -> Result<String, Failure> {
+        let resp = self
+            .http
+            .post(url)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(format!("send: {e}")))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failure::Transient(format!("read the answer: {e}")))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        let message = format!("HTTP {}: {}", status.as_u16(), text.trim());
+        // 5xx with a network or overload error code is transient; a statement error is
+        // not. ClickHouse's codes: 159 timeout, 202 too many simultaneous queries, 209/210
+        // socket timeout / network error, 252 too many parts, 279 all connection tries
+        // failed, 319 unknown status of insert, 425 system error, 516+ auth is permanent.
+        let transient_codes = [
+            "Code: 159,",
+            "Code: 202,",
+            "Code: 209,",
+            "Code: 210,",
+            "Code: 252,",
+            "Code: 279,",
+            "Code: 319,",
+            "Code: 425,",
+            "Code: 1000,",
+            "Code: 32,",
+        ];
+        if status.as_u16() == 503 || transient_codes.iter().any(|c| text.contains(c)) {
+            Err(Failure::Transient(message))
+        } else {
+            Err(Failure::Permanent(message))
+        }
+    }
+
+    /// Runs a statement with retries and host fail-over; the body follows the query
+    /// (an `INSERT`'s rows) or is the query itself.
+    async fn run(
+        &self,
+        query_in_url: Option<&str>,
+        body: &[u8],
+        database: bool,
+        hosts: &[String],
+    ) -> Result<String, StoreError> {
+        let mut last = String::new();
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 0..ATTEMPTS {
+            for host in hosts {
+                let url = self.url(host, database, query_in_url);
+                let started = std::time::Instant::now();
+                match self.attempt(&url, body).await {
+                    Ok(t) => {
+                        tracing::trace!(
+                            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                            bytes = body.len(),
+                            statement = %query_in_url.unwrap_or("query"),
+                            "clickhouse statement"
+                        );
+                        return Ok(t);
+                    }
+                    Err(Failure::Permanent(m)) => return Err(StoreError::ClickHouse(m)),
+                    Err(Failure::Transient(m)) => {
+                        tracing::debug!(%host, attempt, "clickhouse statement failed: {m}");
+                        last = format!("{host}: {m}");
+                    }
+                }
+            }
+            if attempt + 1 < ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        Err(StoreError::Unavailable(last))
+    }
+
+    /// A statement that returns text (a `SELECT … FORMAT TabSeparated`), or none.
+    pub(crate) async fn query(&self, sql: &str) -> Result<String, StoreError> {
+        self.run(None, sql.as_bytes(), true, &self.config.hosts)
+            .await
+    }
+
+    /// A statement outside the store's database (it may not exist yet).
+    pub(crate) async fn query_server(&self, sql: &str) -> Result<String, StoreError> {
+        self.run(None, sql.as_bytes(), false, &self.config.hosts)
+            .await
+    }
+
+    /// A statement against one host only (schema on each shard).
+    pub(crate) async fn query_on(
+        &self,
+        host: &str,
+        sql: &str,
+        database: bool,
+    ) -> Result<String, StoreError> {
+        self.run(None, sql.as_bytes(), database, &[host.to_string()])
+            .await
+    }
+
+    /// `INSERT INTO table (columns) FORMAT TabSeparated` with `rows` as the body.
+    pub(crate) async fn insert(
+        &self,
+        table: &str,
+        columns: &str,
+        rows: &[u8],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let q = format!("INSERT INTO {table} ({columns}) FORMAT TabSeparated");
+        self.run(Some(&q), rows, true, &self.config.hosts)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Appends `s` to a TabSeparated row, escaped.
+pub(crate) fn tsv_escape(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\0' => out.extend_from_slice(b"\\0"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Reads one TabSeparated field back.
+pub(crate) fn tsv_unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// A SQL string literal.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The rows of a TabSeparated answer, each split into its (still escaped) fields.
+pub(crate) fn rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_addresses() {
+        let c = ClickHouseConfig::parse("clickhouse://127.0.0.1:8123/traces").expect("parse");
+        assert_eq!(c.hosts, vec!["http://127.0.0.1:8123"]);
+        assert_eq!(c.database, "traces");
+        assert_eq!(c.user, "default");
+        assert_eq!(c.cluster, None);
+        let c = ClickHouseConfig::parse(
+            "clickhouse://u:p%40ss@a:1,b:2/db?cluster=two&secure=true&password=x",
+        )
+        .expect("parse");
+        assert_eq!(c.hosts, vec!["https://a:1", "https://b:2"]);
+        assert_eq!(c.user, "u");
+        assert_eq!(c.password, "x");
+        assert_eq!(c.cluster.as_deref(), Some("two"));
+        let c = ClickHouseConfig::parse("clickhouses://h").expect("parse");
+        assert_eq!(c.hosts, vec!["https://h:8443"]);
+        assert_eq!(c.database, "roentgen");
+        for bad in [
+            "http://h/db",
+            "clickhouse://h/db;drop",
+            "clickhouse://h/db?nope=1",
+            "clickhouse://h/db?cluster=a-b",
+            "clickhouse://h,/db",
+            "clickhouse://h/db?secure=maybe",
+        ] {
+            assert!(ClickHouseConfig::parse(bad).is_err(), "{bad}");
+        }
+        let p = ClickHouseConfig::parse("clickhouse://u:secret@h/db").expect("parse");
+        assert!(!format!("{p:?}").contains("secret"));
+        let e = ClickHouseConfig::parse("clickhouse://u:secret@h/db?x=1").expect_err("refused");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn tsv_round_trips() {
+        let s = "a\tb\nc\\d\r\0'é";
+        let mut out = Vec::new();
+        tsv_escape(&mut out, s);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(!text.contains('\t') && !text.contains('\n'));
+        assert_eq!(tsv_unescape(&text), s);
+        assert_eq!(quote("it's \\"), "'it\\'s \\\\'");
+    }
+}
