@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from xray_testlib import poll, segment_doc, window, xray_client
 
 
@@ -74,3 +76,76 @@ def test_a_store_from_before_the_marker_opens(make_server):
     assert marker.exists()
     got = xray_client(srv.http_url).batch_get_traces(TraceIds=ids[:5])["Traces"]
     assert sorted(t["Id"] for t in got) == ids[:5]
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+    ).returncode == 0
+
+
+@pytest.mark.allow_server_errors("failed to write batch", "below the .*reserve")
+def test_a_full_disk_refuses_writes_keeps_what_is_stored_and_recovers(make_server, tmp_path):
+    """The data directory on a 48 MiB file system (tmpfs) with a 16 MiB reserve: writes
+    go on until the reserve is reached, are then refused with a clear, retryable error
+    (nothing stored is damaged, reads go on), and succeed again by themselves once the
+    file system grows."""
+    from botocore.exceptions import ClientError
+
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "48m"):
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); the full-disk test cannot run")
+    srv = None
+    try:
+        srv = make_server(start=False, extra_args=["--min-free-space", "16MiB"])
+        srv.data_dir = disk / "data"
+        srv.start()
+        xray = xray_client(srv.http_url)
+        pad = "x" * 30_000
+        acked: dict[str, dict] = {}
+        refusal = None
+        for _ in range(400):
+            docs = []
+            for _ in range(20):
+                d = segment_doc(name="filler")
+                d["metadata"] = {"default": {"pad": pad}}
+                docs.append(d)
+            try:
+                resp = xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in docs])
+            except ClientError as e:
+                refusal = e.response["Error"]
+                break
+            if resp["UnprocessedTraceSegments"]:
+                refusal = resp["UnprocessedTraceSegments"][0]
+                break
+            acked.update({d["trace_id"]: d for d in docs})
+        assert refusal is not None, "the reserve was never reached"
+        assert len(acked) >= 200
+        text = json.dumps(refusal)
+        assert "reserve" in text and "Throttled" in text, text
+        assert srv.healthz() == 200
+        # What was acknowledged is all there.
+        ids = sorted(acked)
+        for i in range(0, len(ids), 100):
+            got = xray.batch_get_traces(TraceIds=ids[i : i + 100])
+            assert sorted(t["Id"] for t in got["Traces"]) == ids[i : i + 100]
+        # Space returns: writes succeed again without a restart.
+        subprocess.run(["mount", "-o", "remount,size=256m", str(disk)], check=True)
+        late = segment_doc(name="after-space-returned")
+
+        def accepted():
+            try:
+                r = xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(late)])
+            except ClientError:
+                return False
+            return not r["UnprocessedTraceSegments"]
+
+        poll(accepted, what="writes accepted once space returned", timeout=20)
+        poll(lambda: xray.batch_get_traces(TraceIds=[late["trace_id"]])["Traces"],
+             what="the late document stored")
+    finally:
+        if srv is not None and srv.proc is not None:
+            srv.stop()
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -370,6 +370,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Free space the embedded store keeps on the data directory's file system: below
+    /// it, writes are refused (PutTraceSegments answers ThrottledException, UDP drops
+    /// are counted) and resume by themselves once space is freed. E.g. `256MiB`, `2GB`.
+    #[arg(long, env = "ROENTGEN_MIN_FREE_SPACE", default_value = "256MiB")]
+    min_free_space: String,
+
     /// Most HTTP connections open at once on each HTTP listener (--http-addr,
     /// --tcp-addr); past it new connections wait to be accepted.
     #[arg(long, env = "ROENTGEN_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -426,6 +432,7 @@ pub(crate) struct ServeConfig {
     pub(crate) tenant: roentgen_store::TenantId,
     pub(crate) tls: Option<std::sync::Arc<roentgen_server::tls::CertStore>>,
     pub(crate) limits: roentgen_server::limits::Limits,
+    pub(crate) min_free_bytes: u64,
     pub(crate) store: StoreChoice,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
@@ -479,6 +486,16 @@ impl ServeArgs {
             },
             tenant: roentgen_store::TenantId::new(self.tenant.clone())
                 .with_context(|| format!("--tenant {:?}", self.tenant))?,
+            min_free_bytes: self
+                .min_free_space
+                .parse::<bytesize::ByteSize>()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--min-free-space {:?} is not a size like 256MiB or 2GB: {e}",
+                        self.min_free_space
+                    )
+                })?
+                .as_u64(),
             limits: roentgen_server::limits::Limits {
                 max_connections: match self.max_connections {
                     0 => bail!("--max-connections must be at least 1"),

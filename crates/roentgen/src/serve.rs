@@ -311,8 +311,14 @@ async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
         StoreChoice::Embedded => {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
-            let embedded = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
-                .with_context(|| format!("open the store in {}", config.data_dir.display()))?;
+            let embedded = EmbeddedStore::open(
+                &config.data_dir,
+                EmbeddedOptions {
+                    min_free_bytes: config.min_free_bytes,
+                    ..EmbeddedOptions::default()
+                },
+            )
+            .with_context(|| format!("open the store in {}", config.data_dir.display()))?;
             info!(data_dir = %config.data_dir.display(), days = embedded.days().len(), "store opened");
             Ok(Arc::new(embedded))
         }

@@ -38,6 +38,11 @@ pub struct EmbeddedOptions {
     pub cache_bytes: u64,
     /// Journal size past which memtables are flushed (bounds memory and recovery time).
     pub journal_bytes: u64,
+    /// Free space the data directory's file system keeps: below it, document writes
+    /// are refused with [`StoreError::DiskFull`] (nothing written, nothing damaged)
+    /// and succeed again once space is freed. The engine's flushes and compactions,
+    /// and the indexer, write into this reserve.
+    pub min_free_bytes: u64,
 }
 
 impl Default for EmbeddedOptions {
@@ -45,8 +50,15 @@ impl Default for EmbeddedOptions {
         Self {
             cache_bytes: 32 * 1024 * 1024,
             journal_bytes: 128 * 1024 * 1024,
+            min_free_bytes: 256 * 1024 * 1024,
         }
     }
+}
+
+/// Bytes an unprivileged process may still write on the file system of `path`.
+fn available_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 #[derive(Clone)]
@@ -91,6 +103,7 @@ struct Inner {
     indexer: Indexer,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
+    min_free_bytes: u64,
 }
 
 /// Longest time documents written with [`Store::write_unacknowledged`] stay unsynced
@@ -656,6 +669,7 @@ impl EmbeddedStore {
                 },
                 indexer_thread: Mutex::new(None),
                 path,
+                min_free_bytes: options.min_free_bytes,
             }),
         };
         // Traces written but not indexed before the last stop.
@@ -897,6 +911,18 @@ impl EmbeddedStore {
     ) -> Result<WriteOutcome, StoreError> {
         if docs.is_empty() {
             return Ok(WriteOutcome::default());
+        }
+        // A write that would eat into the reserve is refused whole, before fjall sees
+        // it: fjall stops for good after a failed write, and the reserve is what its
+        // flushes and the indexer still need.
+        if let Ok(available) = available_bytes(&self.inner.path)
+            && available < self.inner.min_free_bytes
+        {
+            return Err(StoreError::DiskFull {
+                path: self.inner.path.display().to_string(),
+                available,
+                reserve: self.inner.min_free_bytes,
+            });
         }
         let tp = tenant.prefix();
         let doc_count = docs.len();

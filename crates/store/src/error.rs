@@ -41,6 +41,19 @@ pub enum StoreError {
         /// A few of the names found there.
         found: String,
     },
+    /// The data directory's file system is down to its reserve: the write was
+    /// refused, nothing was written; writes succeed again once space is freed.
+    #[error(
+        "the file system of {path} has {available} bytes free, below the {reserve}-byte reserve: writes are refused until space is freed"
+    )]
+    DiskFull {
+        /// The data directory.
+        path: String,
+        /// Bytes free now.
+        available: u64,
+        /// The reserve (`--min-free-space`).
+        reserve: u64,
+    },
     /// The data directory cannot be read.
     #[error("cannot read the data directory {path}: {source}")]
     Directory {
@@ -66,7 +79,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::ShuttingDown | Self::Task(_) | Self::Unavailable(_)
+            Self::ShuttingDown | Self::Task(_) | Self::Unavailable(_) | Self::DiskFull { .. }
         )
     }
 
