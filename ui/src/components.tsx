@@ -97,7 +97,7 @@ export function refreshMillis(r: string | null): number | null {
 
 export const COLORS = { ok: "var(--ok)", error: "var(--error)", fault: "var(--fault)", throttle: "var(--throttle)" };
 
-export function Ring({ stats, r = 26, width = 7, dashed = false }: { stats?: Statistics; r?: number; width?: number; dashed?: boolean }) {
+export function Ring({ stats, r = 30, width = 7, dashed = false }: { stats?: Statistics; r?: number; width?: number; dashed?: boolean }) {
   const c = counts(stats);
   const circ = 2 * Math.PI * r;
   const parts: [keyof typeof COLORS, number][] = [
@@ -167,12 +167,12 @@ export function nodeKind(s: Service): "client" | "inferred" | "service" {
   return "service";
 }
 
-const NODE_W = 150;
-const NODE_H = 110;
+const NODE_W = 80;
+const NODE_H = 100;
 
 export function layoutGraph(services: Service[]) {
   const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: "LR", nodesep: 30, ranksep: 110, marginx: 20, marginy: 20 });
+  g.setGraph({ rankdir: "LR", nodesep: 30, ranksep: 120, marginx: 70, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   const ids = new Set<number>();
   for (const s of services) {
@@ -222,7 +222,7 @@ export function ServiceMap({
           data-testid={testid}
           className="map"
           viewBox={`0 0 ${w} ${h}`}
-          style={zoom === 1 ? { width: "100%", maxHeight: "70vh" } : { width: w * zoom, height: h * zoom }}
+          style={zoom === 1 ? { width: "100%", maxWidth: w * 1.4, maxHeight: "70vh" } : { width: w * zoom, height: h * zoom }}
           role="img"
           aria-label="service map"
         >
@@ -282,7 +282,7 @@ export function ServiceMap({
                 <title>{`${s.Name} (${s.Type ?? "service"})`}</title>
                 {kind === "client" ? (
                   <g>
-                    <circle r={26} fill="var(--node-bg)" stroke="var(--muted-line)" strokeWidth={3} />
+                    <circle r={30} fill="var(--node-bg)" stroke="var(--muted-line)" strokeWidth={3} />
                     <text textAnchor="middle" dominantBaseline="middle" className="node-icon">
                       client
                     </text>
@@ -296,17 +296,17 @@ export function ServiceMap({
                           {fmtSecs(c.mean)}
                         </text>
                         <text y={10} textAnchor="middle" className="node-stat">
-                          {fmtRate(c.total / Math.max(minutes, 1))} t/min
+                          {fmtRate(c.total / Math.max(minutes, 1))}/min
                         </text>
                       </>
                     )}
                   </>
                 )}
-                <text y={44} textAnchor="middle" className="node-name">
+                <text y={48} textAnchor="middle" className="node-name">
                   {truncate(s.Name ?? "?", 22)}
                 </text>
                 {s.Type && kind !== "client" && (
-                  <text y={58} textAnchor="middle" className="node-type">
+                  <text y={62} textAnchor="middle" className="node-type">
                     {truncate(s.Type, 26)}
                   </text>
                 )}

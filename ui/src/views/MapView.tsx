@@ -4,12 +4,18 @@ import { ErrorBox, FirstTrace, Histogram, Loading, ServiceMap, StatsTable, TimeR
 import { link, onLink, setParams, useLocation } from "../route";
 import { parseRange } from "../time";
 import { useAsync } from "../useAsync";
+import { markData, markPainted } from "../marks";
 
 /// The filter expression that selects the traces through a node or an edge.
 export function nodeFilter(s: Service): string {
   const name = JSON.stringify(s.Name ?? "");
   if (s.Type === "client") return "";
   return s.Type ? `service(id(name: ${name}, type: ${JSON.stringify(s.Type)}))` : `service(${name})`;
+}
+
+/// A node's name and type, as the map's URL names it.
+export function nodeKey(s: Service): string {
+  return `${s.Name ?? ""}|${s.Type ?? ""}`;
 }
 
 export function edgeFilter(a: Service, b: Service): string {
@@ -45,15 +51,23 @@ export function MapView() {
   const groups = useAsync<{ Groups?: Group[] }>(() => getGroups(), []);
   const services = graph.data?.Services ?? [];
   const minutes = (end - start) / 60;
+  // The selection is kept by name and type (ReferenceIds are per answer), so a shared
+  // link still points at the same node after new services appear.
   const selection: Selection = useMemo(() => {
-    const m = /^n(\d+)$/.exec(sel ?? "");
-    if (m) return { kind: "node", id: Number(m[1]) };
-    const e = /^e(\d+)-(\d+)$/.exec(sel ?? "");
-    if (e) return { kind: "edge", from: Number(e[1]), to: Number(e[2]) };
+    const ref = new Map(services.map((s) => [nodeKey(s), s.ReferenceId]));
+    const m = /^n:(.*)$/.exec(sel ?? "");
+    if (m && ref.has(m[1])) return { kind: "node", id: ref.get(m[1])! };
+    const e = /^e:(.*)>(.*)$/.exec(sel ?? "");
+    if (e && ref.has(e[1]) && ref.has(e[2])) return { kind: "edge", from: ref.get(e[1])!, to: ref.get(e[2])! };
     return null;
-  }, [sel]);
+  }, [sel, services]);
+  const byRef = new Map(services.map((s) => [s.ReferenceId, s]));
+  const keyOf = (id: number) => nodeKey(byRef.get(id) ?? {});
   useEffect(() => {
-    if (services.length) document.body.dataset.mapDrawn = String(performance.now());
+    if (graph.data) markData("map");
+  }, [graph.data]);
+  useEffect(() => {
+    if (services.length) markPainted("map");
   }, [services]);
   return (
     <div className="view">
@@ -87,7 +101,7 @@ export function MapView() {
             services={services}
             minutes={minutes}
             selected={selection}
-            onSelect={(s) => setParams({ sel: s === null ? null : s.kind === "node" ? `n${s.id}` : `e${s.from}-${s.to}` })}
+            onSelect={(s) => setParams({ sel: s === null ? null : s.kind === "node" ? `n:${keyOf(s.id)}` : `e:${keyOf(s.from)}>${keyOf(s.to)}` })}
           />
           {selection && <MapPanel services={services} selection={selection} minutes={minutes} range={range} />}
         </div>

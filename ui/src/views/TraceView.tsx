@@ -5,6 +5,7 @@ import { ErrorBox, Loading, ServiceMap, type Selection } from "../components";
 import { link, onLink, setParams, useLocation } from "../route";
 import { fmtSecs, fmtTime } from "../time";
 import { useAsync } from "../useAsync";
+import { markData, markPainted } from "../marks";
 
 /// A segment or subsegment as the documents have it (only what the console reads).
 export interface Entity {
@@ -101,6 +102,9 @@ export function TraceView({ id }: { id: string }) {
   const res = useAsync((signal) => batchGetTraces([id], signal), [id]);
   const graph = useAsync((signal) => traceGraph([id], signal), [id]);
   const trace = res.data?.Traces?.[0];
+  useEffect(() => {
+    if (res.data) markData("trace");
+  }, [res.data]);
   const docs = useMemo(() => {
     const out: Entity[] = [];
     for (const s of trace?.Segments ?? []) {
@@ -161,7 +165,7 @@ function TraceBody({ docs, services }: { docs: Entity[]; services: Service[] }) 
   const scroller = useRef<HTMLDivElement>(null);
   const virt = useVirtualizer({ count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => 26, overscan: 20 });
   useEffect(() => {
-    document.body.dataset.traceRendered = String(performance.now());
+    markPainted("trace");
   }, [rows]);
   const subsegments = tree.count - docs.length;
   const select = (r: Row | undefined) => r && setParams({ entity: r.key }, true);
@@ -231,7 +235,14 @@ function TraceBody({ docs, services }: { docs: Entity[]; services: Service[] }) 
               ))}
             </span>
           </div>
-          <div className="wf-scroll" ref={scroller} tabIndex={0} onKeyDown={onKey} data-testid="waterfall-scroll">
+          <div
+            className="wf-scroll"
+            ref={scroller}
+            tabIndex={0}
+            onKeyDown={onKey}
+            data-testid="waterfall-scroll"
+            style={{ height: Math.min(rows.length * 26 + 2, Math.round(window.innerHeight * 0.62)) }}
+          >
             <div style={{ height: virt.getTotalSize(), position: "relative" }}>
               {virt.getVirtualItems().map((v) => {
                 const r = rows[v.index];
