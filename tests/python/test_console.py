@@ -396,3 +396,104 @@ def test_theme_toggle_is_remembered(server, page):
     assert {before, after} == {"light", "dark"}
     page.reload()
     assert page.evaluate("document.documentElement.dataset.theme") == after
+
+
+# ------------------------------------------------------------------ brush, keyboard, scale
+
+
+def emit_timed_trace(udp_addr, service: str, seconds: float) -> str:
+    """One SDK trace of `service` whose response time is `seconds`."""
+    from xray_testlib import make_recorder
+
+    rec = make_recorder(service, udp_addr)
+    seg = rec.begin_segment(service)
+    seg.start_time = time.time() - 5.0
+    seg.put_http_meta("method", "GET")
+    seg.put_http_meta("url", f"http://{service}.internal/")
+    seg.put_http_meta("status", 200)
+    rec.end_segment(seg.start_time + seconds)
+    return seg.trace_id
+
+
+def test_histogram_range_selects_the_traces_in_it(server, xray, page):
+    since = time.time()
+    times = {emit_timed_trace(server.udp_addr, "timed", s): s for s in (0.1, 0.2, 0.3, 1.2, 1.6, 2.0)}
+    wait_summaries(xray, since, set(times))
+    wait_graph(xray, {"timed"})
+    page.goto(server.http_url + "/map")
+    page.locator('[data-testid=map-node][data-name="timed"]').click()
+    hist = page.get_by_test_id("map-panel").get_by_test_id("histogram")
+    box = hist.bounding_box()
+    # Drag across the right half of the chart.
+    y = box["y"] + box["height"] * 0.5
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.99, y, steps=5)
+    page.mouse.up()
+    expect(hist.get_by_test_id("brush")).to_have_count(1)
+    page.get_by_test_id("view-traces").click()
+    box_value = page.get_by_test_id("filter")
+    expect(box_value).to_have_value(re.compile(r"responsetime >= "))
+    m = re.fullmatch(
+        r'service\("timed"\) \{ responsetime >= ([\d.]+) AND responsetime <= ([\d.]+) \}',
+        box_value.input_value(),
+    )
+    assert m, box_value.input_value()
+    lo, hi = float(m.group(1)), float(m.group(2))
+    want = {t for t, s in times.items() if lo <= s <= hi}
+    assert want and want != set(times), (lo, hi)
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(len(want))
+    assert {r.get_attribute("data-id") for r in rows.all()} == want
+
+
+def test_keyboard_opens_a_trace_from_the_table(server, xray, page):
+    since = time.time()
+    ids = {emit_simple_trace(server.udp_addr, "kb", 200) for _ in range(3)}
+    wait_summaries(xray, since, ids)
+    page.goto(server.http_url + "/traces?sort=id")
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(3)
+    rows.first.click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/traces/" + re.escape(sorted(ids)[2])))
+    expect(page.get_by_test_id("segment-count")).to_have_attribute("data-segments", "1")
+    page.go_back()
+    expect(rows).to_have_count(3)
+
+
+def test_waterfall_draws_only_visible_rows_of_a_large_trace(server, xray, page):
+    """2,000 subsegments over 20 documents (a document is at most 64 KiB): every one is
+    counted, only a screenful is in the DOM, and scrolling reaches the last."""
+    from xray_testlib import new_id, new_trace_id
+
+    tid = new_trace_id()
+    t0 = time.time() - 10
+    docs, parent = [], None
+    for s in range(20):
+        start = t0 + s * 0.01
+        subs = [
+            {"id": new_id(), "name": f"step-{s}-{k}", "start_time": start + k * 1e-4, "end_time": start + k * 1e-4 + 5e-5}
+            for k in range(100)
+        ]
+        seg = {"trace_id": tid, "id": new_id(), "name": f"worker-{s % 4}", "start_time": start, "end_time": start + 0.2, "subsegments": subs}
+        if parent:
+            seg["parent_id"] = parent
+        parent = subs[-1]["id"]
+        docs.append(seg)
+    for i in range(0, len(docs), 5):
+        r = xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in docs[i : i + 5]])
+        assert not r.get("UnprocessedTraceSegments"), r
+    wait_for_segments(xray, tid, [d["id"] for d in docs])
+
+    page.goto(f"{server.http_url}/traces/{tid}")
+    count = page.get_by_test_id("segment-count")
+    expect(count).to_have_attribute("data-segments", "20")
+    expect(count).to_have_attribute("data-subsegments", "2000")
+    drawn = page.get_by_test_id("wf-row").count()
+    assert 0 < drawn < 200, f"{drawn} rows in the DOM for 2,020"
+    page.get_by_test_id("waterfall-scroll").evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(page.locator('[data-testid=wf-row][data-name="step-19-99"]')).to_have_count(1)
