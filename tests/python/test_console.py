@@ -497,3 +497,36 @@ def test_waterfall_draws_only_visible_rows_of_a_large_trace(server, xray, page):
     assert 0 < drawn < 200, f"{drawn} rows in the DOM for 2,020"
     page.get_by_test_id("waterfall-scroll").evaluate("el => el.scrollTop = el.scrollHeight")
     expect(page.locator('[data-testid=wf-row][data-name="step-19-99"]')).to_have_count(1)
+
+
+def test_time_range_is_in_the_url_and_narrows_the_table(server, xray, page):
+    import datetime as dt
+
+    from xray_testlib import new_id, new_trace_id
+
+    since = time.time()
+    recent = emit_simple_trace(server.udp_addr, "clock", 200)
+    old_start = time.time() - 7200
+    old = new_trace_id(old_start)
+    doc = {"trace_id": old, "id": new_id(), "name": "clock", "start_time": old_start, "end_time": old_start + 0.1}
+    assert not xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(doc)]).get("UnprocessedTraceSegments")
+    wait_summaries(xray, since, {recent})
+    wait_summaries(xray, old_start, {old})
+
+    page.goto(server.http_url + "/traces")
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(1)
+    page.get_by_test_id("range").select_option("3h")
+    expect(page).to_have_url(re.compile(r"range=3h"))
+    expect(rows).to_have_count(2)
+
+    local = lambda t: dt.datetime.fromtimestamp(t).strftime("%Y-%m-%dT%H:%M:%S")  # noqa: E731
+    page.get_by_test_id("range").select_option("custom")
+    page.get_by_test_id("range-from").fill(local(old_start - 60))
+    page.get_by_test_id("range-to").fill(local(old_start + 60))
+    page.get_by_test_id("range-apply").click()
+    expect(page).to_have_url(re.compile(r"range=\d+-\d+"))
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-id") == old
+    page.go_back()
+    expect(rows).to_have_count(2)

@@ -1,7 +1,7 @@
 import { useMemo, useRef, useState, type ReactNode } from "react";
 import dagre from "@dagrejs/dagre";
 import { counts, type HistogramEntry, type Service, type Statistics } from "./api";
-import { RANGES, fmtSecs, fmtRate } from "./time";
+import { RANGES, fmtSecs, fmtRate, parseRange } from "./time";
 import { setParams } from "./route";
 
 // ------------------------------------------------------------------ small pieces
@@ -54,24 +54,55 @@ EOF`}</pre>
 }
 
 export function TimeRangePicker({ range, refresh }: { range: string; refresh?: string | null }) {
-  const custom = !RANGES.includes(range);
+  const absolute = !RANGES.includes(range);
+  const [custom, setCustom] = useState(absolute);
+  const { start, end } = parseRange(range);
+  const [from, setFrom] = useState(toLocalInput(start));
+  const [to, setTo] = useState(toLocalInput(end));
   return (
     <span className="picker">
       <label>
         Time range{" "}
         <select
           data-testid="range"
-          value={custom ? "custom" : range}
-          onChange={(e) => setParams({ range: e.target.value === "1h" ? null : e.target.value })}
+          value={custom || absolute ? "custom" : range}
+          onChange={(e) => {
+            if (e.target.value === "custom") {
+              setFrom(toLocalInput(start));
+              setTo(toLocalInput(end));
+              setCustom(true);
+              return;
+            }
+            setCustom(false);
+            setParams({ range: e.target.value === "1h" ? null : e.target.value });
+          }}
         >
-          {custom && <option value="custom">custom</option>}
           {RANGES.map((r) => (
             <option key={r} value={r}>
               last {r}
             </option>
           ))}
+          <option value="custom">custom…</option>
         </select>
       </label>
+      {(custom || absolute) && (
+        <form
+          className="custom-range"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const a = new Date(from).getTime() / 1000;
+            const b = new Date(to).getTime() / 1000;
+            if (Number.isFinite(a) && Number.isFinite(b) && b > a) setParams({ range: `${Math.floor(a)}-${Math.ceil(b)}` });
+          }}
+        >
+          <input type="datetime-local" step="1" data-testid="range-from" value={from} onChange={(e) => setFrom(e.target.value)} />
+          –
+          <input type="datetime-local" step="1" data-testid="range-to" value={to} onChange={(e) => setTo(e.target.value)} />
+          <button type="submit" data-testid="range-apply">
+            Apply
+          </button>
+        </form>
+      )}
       {refresh !== undefined && (
         <label>
           Auto-refresh{" "}
@@ -86,6 +117,11 @@ export function TimeRangePicker({ range, refresh }: { range: string; refresh?: s
       )}
     </span>
   );
+}
+
+function toLocalInput(epoch: number): string {
+  const d = new Date(epoch * 1000 - new Date(epoch * 1000).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 19);
 }
 
 export function refreshMillis(r: string | null): number | null {
