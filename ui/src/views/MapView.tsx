@@ -47,7 +47,14 @@ export function MapView() {
     return () => clearInterval(t);
   }, [refresh]);
   const { start, end } = useMemo(() => parseRange(range), [range, tick]);
-  const graph = useAsync<ServiceGraphResult>((signal) => serviceGraph(start, end, group || undefined, signal), [start, end, group]);
+  const graph = useAsync<ServiceGraphResult>(
+    (signal) =>
+      serviceGraph(start, end, group || undefined, signal).then((g) => {
+        markData("map");
+        return g;
+      }),
+    [start, end, group],
+  );
   const groups = useAsync<{ Groups?: Group[] }>(() => getGroups(), []);
   const services = graph.data?.Services ?? [];
   const minutes = (end - start) / 60;
@@ -63,9 +70,6 @@ export function MapView() {
   }, [sel, services]);
   const byRef = new Map(services.map((s) => [s.ReferenceId, s]));
   const keyOf = (id: number) => nodeKey(byRef.get(id) ?? {});
-  useEffect(() => {
-    if (graph.data) markData("map");
-  }, [graph.data]);
   useEffect(() => {
     if (services.length) markPainted("map");
   }, [services]);

@@ -99,12 +99,16 @@ function serviceColor(services: string[], s: string) {
 export function TraceView({ id }: { id: string }) {
   const { params } = useLocation();
   const range = params.get("range") ?? "";
-  const res = useAsync((signal) => batchGetTraces([id], signal), [id]);
+  const res = useAsync(
+    (signal) =>
+      batchGetTraces([id], signal).then((r) => {
+        markData("trace");
+        return r;
+      }),
+    [id],
+  );
   const graph = useAsync((signal) => traceGraph([id], signal), [id]);
   const trace = res.data?.Traces?.[0];
-  useEffect(() => {
-    if (res.data) markData("trace");
-  }, [res.data]);
   const docs = useMemo(() => {
     const out: Entity[] = [];
     for (const s of trace?.Segments ?? []) {
