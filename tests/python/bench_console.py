@@ -1,8 +1,8 @@
 """Benchmark of the web console (run by scripts/bench-console; not a test).
 
 Seeds a fresh `roentgen serve` through PutTraceSegments with
-  - traces over 50 services (5 layers of 10; each call goes on to one or two random
-    services of the next layer), and
+  - traces over 50 services (5 layers of 10, each service calling one or two of its two
+    callees in the next layer: about 90 edges), and
   - one trace of 50 segments x 100 subsegments = 5,000 subsegments (a document may not
     exceed 64 KiB, so the subsegments are spread over segments, as SDKs do),
 then loads each view in headless Chromium several times, on a fresh profile each time,
@@ -49,9 +49,12 @@ def put(xray, docs: list[dict]) -> None:
         assert not r.get("UnprocessedTraceSegments"), r
 
 
-def seed_services(xray, traces: int = 300) -> int:
+def seed_services(xray, traces: int = 300, dense: bool = False) -> int:
     """Traces through a layered graph of LAYERS x WIDTH services."""
     rng = random.Random(7)
+    # Each service has two callees in the next layer (the same index, so every service
+    # is reached, and a random other): ~90 edges, a service map's usual density.
+    callees = [[[i, (i + 1 + rng.randrange(WIDTH - 1)) % WIDTH] for i in range(WIDTH)] for _ in range(LAYERS)]
     now = time.time()
     docs = []
     for n in range(traces):
@@ -71,7 +74,8 @@ def seed_services(xray, traces: int = 300) -> int:
                 seg["fault"] = True
             subs = []
             if layer + 1 < LAYERS:
-                for j in rng.sample(range(WIDTH), 1 + (rng.random() < 0.4)):
+                pick = 1 + (rng.random() < 0.4)
+                for j in rng.sample(range(WIDTH), pick) if dense else callees[layer][i][:pick]:
                     sub = {"id": new_id(), "name": f"svc-{layer + 1}-{j}", "namespace": "remote",
                            "start_time": start + 0.001, "end_time": start + 0.04 * (LAYERS - layer)}
                     subs.append(sub)
@@ -124,6 +128,8 @@ def measure(playwright, url: str, flag: str, names: list[str], tmp: Path, run: i
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--dense", action="store_true",
+                    help="any service may call any of the next layer (~300 edges, not ~90)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -133,7 +139,7 @@ def main() -> None:
         srv.start()
         try:
             xray = xray_client(srv.http_url)
-            seeded = seed_services(xray)
+            seeded = seed_services(xray, dense=args.dense)
             tid = seed_big_trace(xray)
             # Wait until the indexer has caught up: all 50 services on the map.
             for _ in range(200):
@@ -143,10 +149,11 @@ def main() -> None:
                 time.sleep(0.1)
             n_services = len(g["Services"])
             others = sorted(s["Name"] for s in g["Services"] if not s["Name"].startswith("svc-"))
+            n_edges = sum(len(s.get("Edges", [])) for s in g["Services"])
             print(f"binary: {srv.binary}")
             print(f"seeded {seeded} segment documents over {LAYERS * WIDTH} services and a trace of "
                   f"50 segments x 100 subsegments; the map has {n_services} nodes "
-                  f"(the 50, and {', '.join(others)})")
+                  f"(the 50, and {', '.join(others)}) and {n_edges} edges")
             with sync_playwright() as p:
                 maps = [measure(p, srv.http_url + "/map", "mapPainted", ["map-data", "map-painted", "map-layout"], tmp, r)
                         for r in range(args.runs)]
