@@ -530,3 +530,59 @@ def test_time_range_is_in_the_url_and_narrows_the_table(server, xray, page):
     assert rows.first.get_attribute("data-id") == old
     page.go_back()
     expect(rows).to_have_count(2)
+
+
+def test_edge_panel_links_to_the_traces_through_that_edge(server, xray, checkout, page):
+    other = emit_simple_trace(server.udp_addr, "web", 200)
+    wait_summaries(xray, checkout["t0"], {checkout["trace_id"], other})
+    wait_graph(xray, {"web", "orders"})
+    page.goto(server.http_url + "/map")
+    page.locator('[data-testid=map-edge][data-source="web"][data-target="orders"] .edge-label').click()
+    panel = page.get_by_test_id("map-panel")
+    expect(panel).to_contain_text("web → orders")
+    expect(panel.get_by_test_id("stats")).to_contain_text("requests1")
+    assert "sel=e" in page.url
+    panel.get_by_test_id("view-traces").click()
+    expect(page.get_by_test_id("filter")).to_have_value('edge("web", "orders")')
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-id") == checkout["trace_id"]
+
+
+def test_completion_lists_services_after_service_paren(server, xray, page):
+    since = time.time()
+    ids = {emit_simple_trace(server.udp_addr, "alpha", 200), emit_simple_trace(server.udp_addr, "beta", 200)}
+    wait_summaries(xray, since, ids)
+    wait_graph(xray, {"alpha", "beta"})
+    page.goto(server.http_url + "/traces")
+    expect(page.get_by_test_id("trace-row")).to_have_count(2)
+    box = page.get_by_test_id("filter")
+    box.press_sequentially("service(")
+    completions = page.get_by_test_id("completions")
+    expect(completions).to_contain_text('"alpha"')
+    expect(completions).to_contain_text('"beta"')
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    box.press_sequentially(")")
+    box.press("Enter")
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(1)
+    expect(box).to_have_value(re.compile(r'service\("(alpha|beta)"\)'))
+    name = re.search(r'"(\w+)"', box.input_value()).group(1)
+    assert rows.first.get_attribute("data-id") in ids
+    assert find_name(xray, rows.first.get_attribute("data-id")) == name
+
+
+def find_name(xray, trace_id: str) -> str:
+    traces, _ = batch_get(xray, [trace_id])
+    return json.loads(traces[trace_id][0]["Document"])["name"]
+
+
+def test_raw_tab_shows_the_stored_document(server, xray, checkout, page):
+    trace_id = checkout["trace_id"]
+    page.goto(f"{server.http_url}/traces/{trace_id}")
+    page.locator('[data-testid=wf-row].segment[data-name="payments"]').click()
+    page.get_by_test_id("tab-raw").click()
+    shown = json.loads(page.get_by_test_id("raw").inner_text())
+    assert shown == checkout["docs"]["payments"]

@@ -42,6 +42,9 @@ interface Exception {
   stack?: { path?: string; line?: number; label?: string }[];
 }
 
+/// Each segment's document exactly as BatchGetTraces returned it (the raw tab shows it).
+const RAW = new WeakMap<Entity, string>();
+
 export interface Row {
   e: Entity;
   depth: number;
@@ -113,7 +116,9 @@ export function TraceView({ id }: { id: string }) {
     const out: Entity[] = [];
     for (const s of trace?.Segments ?? []) {
       try {
-        out.push(JSON.parse(s.Document ?? "{}"));
+        const doc: Entity = JSON.parse(s.Document ?? "{}");
+        RAW.set(doc, s.Document ?? "");
+        out.push(doc);
       } catch {
         /* a document the server kept verbatim but that is not JSON: skipped */
       }
@@ -329,10 +334,15 @@ function EntityPanel({ row, t0 }: { row: Row; t0: number }) {
   };
   const wanted = params.get("tab") ?? "overview";
   const tab = has[wanted] ? wanted : "overview";
+  // A segment's raw document is the text as stored; a subsegment's, its part of it.
   const raw = useMemo(() => {
-    // A segment's raw document is what was sent; a subsegment's is its part of it.
-    const copy = { ...e };
-    return JSON.stringify(copy, null, 2);
+    const text = RAW.get(e);
+    if (text === undefined) return JSON.stringify(e, null, 2);
+    try {
+      return JSON.stringify(JSON.parse(text), null, 2);
+    } catch {
+      return text;
+    }
   }, [e]);
   return (
     <aside className="panel" data-testid="entity-panel">

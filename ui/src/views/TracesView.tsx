@@ -299,14 +299,19 @@ export function FilterBar({
   }, [text, caret]);
   const suggestions = useMemo(() => {
     const w = word.replace(/^"/, "").toLowerCase();
-    if (!open || w.length === 0) return [];
+    if (!open) return [];
+    // Right after `service(` or `edge(…, `: every service name.
+    const before = text.slice(0, caret - word.length);
+    if (w.length === 0 && /(service|edge)\(\s*$|edge\([^)]*,\s*$/i.test(before))
+      return services.slice(0, 12).map((s) => ({ text: JSON.stringify(s), kind: "service" }));
+    if (w.length === 0) return [];
     const all = [
       ...KEYWORDS.map((k) => ({ text: k, kind: "keyword" })),
       ...services.map((s) => ({ text: JSON.stringify(s), kind: "service" })),
       ...annotationKeys.map((k) => ({ text: `annotation.${k}`, kind: "annotation" })),
     ];
     return all.filter((s) => s.text.replace(/^"/, "").toLowerCase().startsWith(w) && s.text !== word).slice(0, 12);
-  }, [open, word, services, annotationKeys]);
+  }, [open, word, text, caret, services, annotationKeys]);
   const accept = (s: string) => {
     const startAt = caret - word.length;
     const next = text.slice(0, startAt) + s + text.slice(caret);
