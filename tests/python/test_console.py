@@ -7,6 +7,7 @@ through the UI (checked with boto3)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.request
@@ -36,7 +37,7 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="session")
 def playwright():
-    assert __import__("os").path.exists(CHROMIUM), (
+    assert os.path.exists(CHROMIUM), (
         f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)"
     )
     with playwright_api.sync_playwright() as p:
@@ -287,6 +288,14 @@ def test_trace_opens_with_all_its_segments(server, xray, checkout, page, tmp_pat
     expect(page.get_by_test_id("search-count")).to_contain_text(
         f"{sum('pay' in e['name'] for e in entities)} matches"
     )
+    # The dark theme.
+    page.get_by_test_id("waterfall-search").fill("")
+    page.locator('[data-testid=wf-row][data-name="DynamoDB"]').click()
+    page.get_by_test_id("tab-aws").click()
+    page.get_by_test_id("theme").click()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    expect(page.get_by_test_id("tab-body")).to_contain_text("PutItem")
+    screenshot(page, "trace-dark", tmp_path)
 
 
 def test_unknown_trace_says_so(server, page):

@@ -237,6 +237,7 @@ export function ServiceMap({
   testid = "service-map",
 }: {
   services: Service[];
+  /// The window's length, for requests per minute; 0 shows request counts instead.
   minutes: number;
   selected: Selection;
   onSelect: (s: Selection) => void;
@@ -337,7 +338,7 @@ export function ServiceMap({
                           {fmtSecs(c.mean)}
                         </text>
                         <text y={10} textAnchor="middle" className="node-stat">
-                          {fmtRate(c.total / Math.max(minutes, 1))}/min
+                          {minutes > 0 ? `${fmtRate(c.total / Math.max(minutes, 1))}/min` : `${c.total} req`}
                         </text>
                       </>
                     )}

@@ -158,7 +158,7 @@ function TraceBody({ docs, services }: { docs: Entity[]; services: Service[] }) 
   const tree = useMemo(() => buildTree(docs), [docs]);
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const rows = useMemo(() => flatten(tree, collapsed), [tree, collapsed]);
-  const names = useMemo(() => [...new Set(docs.map((d) => d.name ?? "?"))], [docs]);
+  const names = useMemo(() => [...new Set(docs.map((d) => d.name ?? "?"))].sort(), [docs]);
   const t0 = Math.min(...docs.map((d) => d.start_time ?? Infinity));
   const t1 = Math.max(...docs.map((d) => d.end_time ?? d.start_time ?? -Infinity));
   const span = Math.max(t1 - t0, 1e-6);
@@ -238,7 +238,7 @@ function TraceBody({ docs, services }: { docs: Entity[]; services: Service[] }) 
             <span className="wf-name">Name</span>
             <span className="wf-bar-head">
               {ticks.map((t) => (
-                <span key={t} style={{ left: `${t * 100}%` }}>
+                <span key={t} style={{ left: `${t * 100}%`, transform: `translateX(-${t * 100}%)` }}>
                   {fmtSecs(t * span)}
                 </span>
               ))}
@@ -311,7 +311,7 @@ function TraceMap({ services }: { services: Service[] }) {
   return (
     <section>
       <h3>This trace's map</h3>
-      <ServiceMap services={services} minutes={1} selected={sel} onSelect={setSel} testid="trace-map" />
+      <ServiceMap services={services} minutes={0} selected={sel} onSelect={setSel} testid="trace-map" />
     </section>
   );
 }
