@@ -52,6 +52,11 @@ def page(playwright, tmp_path):
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # A Content-Security-Policy violation is reported on the console, not thrown.
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     try:
         yield page
     finally:
@@ -104,6 +109,7 @@ def test_console_is_served_without_shadowing_the_api(server):
     assert "javascript" in asset.headers["content-type"]
     assert "immutable" in asset.headers["cache-control"]
     assert res.headers["cache-control"] == "no-cache"
+    assert "frame-ancestors 'none'" in res.headers["content-security-policy"]
     # Deep links get the app's shell, so a shared link opens its view.
     deep = http_call(server.http_url, "GET", "/traces/1-5f000000-000000000000000000000000?range=1h")
     assert deep.status == 200 and deep.body == res.body

@@ -26,6 +26,12 @@ const VIEWS: &[&str] = &["map", "traces", "analytics", "groups", "sampling"];
 /// Hashed file names under `assets/` never change content: cache them for a year.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// The console loads only its own files and talks only to this origin; nothing may
+/// frame it (its buttons delete groups and rules).
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'none'";
+
 /// The page served when the binary was built without `ui/dist`.
 const NOT_BUILT: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Roentgen</title>
@@ -118,6 +124,10 @@ fn asset_response(
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
     );
     resp
 }

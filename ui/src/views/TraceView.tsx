@@ -164,7 +164,8 @@ function TraceBody({ docs, services }: { docs: Entity[]; services: Service[] }) 
   const span = Math.max(t1 - t0, 1e-6);
   const selectedId = params.get("entity");
   const selected = rows.find((r) => r.key === selectedId) ?? null;
-  const [search, setSearch] = useState("");
+  const search = params.get("q") ?? "";
+  const setSearch = (q: string) => setParams({ q }, true);
   const matches = useMemo(() => {
     const q = search.trim().toLowerCase();
     if (!q) return [] as number[];
