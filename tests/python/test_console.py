@@ -601,3 +601,34 @@ def test_raw_tab_shows_the_stored_document(server, xray, checkout, page):
     page.get_by_test_id("tab-raw").click()
     shown = json.loads(page.get_by_test_id("raw").inner_text())
     assert shown == checkout["docs"]["payments"]
+
+
+def test_group_selector_draws_the_map_of_the_group(server, xray, checkout, page):
+    other = emit_simple_trace(server.udp_addr, "standalone", 200)
+    wait_summaries(xray, checkout["t0"], {checkout["trace_id"], other})
+    wait_graph(xray, {"web", "standalone"})
+    xray.create_group(GroupName="payments-path", FilterExpression='service("payments")')
+    page.goto(server.http_url + "/map")
+    nodes = page.get_by_test_id("map-node")
+    expect(page.locator('[data-testid=map-node][data-name="standalone"]')).to_have_count(1)
+    page.get_by_test_id("group").select_option("payments-path")
+    expect(page).to_have_url(re.compile(r"group=payments-path"))
+    expect(page.locator('[data-testid=map-node][data-name="standalone"]')).to_have_count(0)
+    now = time.time()
+    g = xray.get_service_graph(StartTime=utc(now - 3600), EndTime=utc(now + 60), GroupName="payments-path")
+    want = {s["Name"] for s in g["Services"]}
+    assert "payments" in want and "standalone" not in want
+    expect(nodes).to_have_count(len(want))
+    assert {n.get_attribute("data-name") for n in nodes.all()} == want
+
+
+def test_auto_refresh_draws_new_services_without_a_reload(server, xray, page):
+    page.goto(server.http_url + "/map?refresh=10s")
+    expect(page.get_by_test_id("empty")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+    since = time.time()
+    tid = emit_simple_trace(server.udp_addr, "latecomer", 200)
+    wait_summaries(xray, since, {tid})
+    wait_graph(xray, {"latecomer"})
+    expect(page.locator('[data-testid=map-node][data-name="latecomer"]')).to_have_count(1, timeout=25_000)
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
