@@ -115,7 +115,7 @@ def measure(playwright, url: str, flag: str, names: list[str], tmp: Path, run: i
     ctx = launch(playwright, tmp / f"profile-{flag}-{run}")
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     page.goto(url)
-    page.wait_for_function(f"document.body.dataset.{flag} === '1'", timeout=60_000)
+    page.wait_for_function(f"() => document.body.dataset.{flag} === '1'", timeout=60_000)
     out = {}
     for n in names:
         out[n] = page.evaluate(

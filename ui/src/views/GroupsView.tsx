@@ -20,7 +20,7 @@ export function GroupsView() {
         </button>
       </div>
       <p className="hint">A group is a named filter expression: the service map can be drawn for one, and filters can say group.name = "…".</p>
-      {editing && (
+      {editing && (editing === "new" || groups.some((g) => g.GroupName === editing)) && (
         <GroupForm
           group={editing === "new" ? undefined : groups.find((g) => g.GroupName === editing)}
           onDone={() => {
