@@ -116,6 +116,9 @@ def measure(playwright, url: str, flag: str, names: list[str], tmp: Path, run: i
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     page.goto(url)
     page.wait_for_function(f"() => document.body.dataset.{flag} === '1'", timeout=60_000)
+    shots = os.environ.get("ROENTGEN_SCREENSHOTS_DIR")
+    if shots and run == 0:
+        page.screenshot(path=str(Path(shots) / f"bench-{flag.removesuffix('Painted')}.png"))
     out = {}
     for n in names:
         out[n] = page.evaluate(

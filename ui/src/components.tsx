@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState, type ReactNode } from "react";
+import { useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import dagre from "@dagrejs/dagre";
 import { counts, type HistogramEntry, type Service, type Statistics } from "./api";
 import { RANGES, fmtSecs, fmtRate, parseRange } from "./time";
@@ -248,6 +248,15 @@ export function ServiceMap({
   const [zoom, setZoom] = useState(1);
   const w = Math.max(width, 200);
   const h = Math.max(height, 120);
+  // "fit": as large as the box allows (at most 1.4x), but never below 0.7x, so a map of
+  // many services stays legible and scrolls instead of shrinking to dots.
+  const box = useRef<HTMLDivElement>(null);
+  const [boxWidth, setBoxWidth] = useState(1200);
+  useLayoutEffect(() => {
+    if (box.current) setBoxWidth(box.current.clientWidth);
+  }, [w]);
+  const fit = Math.min(1.4, Math.max(0.7, Math.min(boxWidth / w, (0.7 * window.innerHeight) / h)));
+  const scale = fit * zoom;
   return (
     <div className="map-wrap">
       <div className="map-tools">
@@ -258,12 +267,12 @@ export function ServiceMap({
           <button onClick={() => setZoom((z) => Math.max(z / 1.25, 0.25))} aria-label="zoom out">−</button>
         </span>
       </div>
-      <div className="map-scroll">
+      <div className="map-scroll" ref={box}>
         <svg
           data-testid={testid}
           className="map"
           viewBox={`0 0 ${w} ${h}`}
-          style={zoom === 1 ? { width: "100%", maxWidth: w * 1.4, maxHeight: "70vh" } : { width: w * zoom, height: h * zoom }}
+          style={{ width: w * scale, height: h * scale, margin: "0 auto" }}
           role="img"
           aria-label="service map"
         >
