@@ -118,6 +118,7 @@ class Roentgen:
         self.udp_addr = (self.host, daemon_port)
         self.tcp_addr = (self.host, daemon_port)
         self.http_url = f"http://{self.host}:{self.http_port}"
+        self.tls_ca: Path | None = None
         self.otlp_grpc_port = _free_tcp_port()
         self.otlp_grpc_addr = f"{self.host}:{self.otlp_grpc_port}"
         self.extra_args = list(extra_args or [])
@@ -254,9 +255,25 @@ class Roentgen:
 
     # ---------------------------------------------------------------- observation
 
+    def _tls_context(self):
+        """With `tls_ca` set (a server started with --tls-cert), the context that
+        trusts it; else None."""
+        if self.tls_ca is None:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.tls_ca))
+
+    def use_tls(self, ca_path: Path) -> None:
+        """The server speaks TLS (its --tls-cert is signed by `ca_path`)."""
+        self.tls_ca = Path(ca_path)
+        self.http_url = f"https://{self.host}:{self.http_port}"
+
     def healthz(self) -> int | None:
         try:
-            with urllib.request.urlopen(self.http_url + "/healthz", timeout=2) as r:
+            with urllib.request.urlopen(
+                self.http_url + "/healthz", timeout=2, context=self._tls_context()
+            ) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
@@ -264,7 +281,9 @@ class Roentgen:
             return None
 
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(self.http_url + "/metrics", timeout=5) as r:
+        with urllib.request.urlopen(
+            self.http_url + "/metrics", timeout=5, context=self._tls_context()
+        ) as r:
             assert r.status == 200
             return r.read().decode("utf-8")
 

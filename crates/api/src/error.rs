@@ -89,11 +89,26 @@ pub enum ErrorCode {
     /// `ServiceUnavailableException` (503): the server is temporarily
     /// unable to serve (e.g. shutting down or overloaded). Not in the model.
     ServiceUnavailable,
+    /// `MissingAuthenticationTokenException` (403): the request carries no
+    /// signature. Not in the model (AWS's common errors).
+    MissingAuthenticationToken,
+    /// `IncompleteSignatureException` (400): the signature lacks a part or a
+    /// part does not parse. Not in the model.
+    IncompleteSignature,
+    /// `InvalidSignatureException` (403): the signature does not match, or
+    /// it is outside its time window. Not in the model.
+    InvalidSignature,
+    /// `UnrecognizedClientException` (403): the access key id is unknown.
+    /// Not in the model.
+    UnrecognizedClient,
+    /// `AccessDeniedException` (403): the key may not call this operation.
+    /// Not in the model.
+    AccessDenied,
 }
 
 impl ErrorCode {
     /// Every error code, model errors first.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Throttled,
         ErrorCode::RuleLimitExceeded,
@@ -109,6 +124,11 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::InternalFailure,
         ErrorCode::ServiceUnavailable,
+        ErrorCode::MissingAuthenticationToken,
+        ErrorCode::IncompleteSignature,
+        ErrorCode::InvalidSignature,
+        ErrorCode::UnrecognizedClient,
+        ErrorCode::AccessDenied,
     ];
 
     /// The code as it goes on the wire (`__type` and `x-amzn-ErrorType`).
@@ -129,6 +149,11 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PayloadTooLargeException",
             ErrorCode::InternalFailure => "InternalFailure",
             ErrorCode::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorCode::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            ErrorCode::IncompleteSignature => "IncompleteSignatureException",
+            ErrorCode::InvalidSignature => "InvalidSignatureException",
+            ErrorCode::UnrecognizedClient => "UnrecognizedClientException",
+            ErrorCode::AccessDenied => "AccessDeniedException",
         }
     }
 
@@ -143,7 +168,12 @@ impl ErrorCode {
             | ErrorCode::PolicyCountLimitExceeded
             | ErrorCode::PolicySizeLimitExceeded
             | ErrorCode::TooManyTags
-            | ErrorCode::Serialization => 400,
+            | ErrorCode::Serialization
+            | ErrorCode::IncompleteSignature => 400,
+            ErrorCode::MissingAuthenticationToken
+            | ErrorCode::InvalidSignature
+            | ErrorCode::UnrecognizedClient
+            | ErrorCode::AccessDenied => 403,
             ErrorCode::ResourceNotFound | ErrorCode::UnknownOperation => 404,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Throttled => 429,
@@ -408,6 +438,31 @@ mod tests {
                 ApiError::service_unavailable("m"),
                 "ServiceUnavailableException",
                 503,
+            ),
+            (
+                ApiError::new(ErrorCode::MissingAuthenticationToken, "m"),
+                "MissingAuthenticationTokenException",
+                403,
+            ),
+            (
+                ApiError::new(ErrorCode::IncompleteSignature, "m"),
+                "IncompleteSignatureException",
+                400,
+            ),
+            (
+                ApiError::new(ErrorCode::InvalidSignature, "m"),
+                "InvalidSignatureException",
+                403,
+            ),
+            (
+                ApiError::new(ErrorCode::UnrecognizedClient, "m"),
+                "UnrecognizedClientException",
+                403,
+            ),
+            (
+                ApiError::new(ErrorCode::AccessDenied, "m"),
+                "AccessDeniedException",
+                403,
             ),
         ];
         assert_eq!(cases.len(), ErrorCode::ALL.len());

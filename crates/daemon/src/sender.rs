@@ -103,7 +103,7 @@ impl Sender {
                 } else {
                     "other"
                 };
-                return Outcome::Retry(kind, format!("{e:#}"));
+                return Outcome::Retry(kind, with_causes(&e));
             }
         };
         let status = response.status();
@@ -249,6 +249,22 @@ pub(crate) fn backoff(failures: u32) -> Duration {
     let capped = exp.min(MAX_BACKOFF);
     let half = capped / 2;
     half + half.mul_f64(rand::random::<f64>())
+}
+
+/// An error and its causes, `outer: inner: …` (reqwest's own text stops at "error
+/// sending request", leaving out, say, which certificate check failed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

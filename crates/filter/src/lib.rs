@@ -112,6 +112,7 @@ pub mod ast;
 pub mod error;
 pub mod eval;
 pub mod lexer;
+pub mod needs;
 pub mod parser;
 pub mod pushdown;
 
@@ -123,6 +124,7 @@ use roentgen_model::trace::TraceSummary;
 pub use ast::Expr;
 pub use error::{ParseError, ParseErrorKind, Span};
 pub use eval::{GroupFilter, GroupResolver, Groups, NoGroups};
+pub use needs::Needs;
 pub use pushdown::{Bound, Pushdown, Range, pushdown, pushdown_with_groups};
 
 /// A parsed, type-checked filter expression.
@@ -140,6 +142,18 @@ impl Filter {
     /// The syntax tree.
     pub fn expr(&self) -> &Expr {
         &self.expr
+    }
+
+    /// The parts of a summary that [`Filter::matches`] may read (see [`Needs`]).
+    pub fn needs(&self) -> Needs {
+        needs::needs(&self.expr)
+    }
+
+    /// The annotation keys [`Filter::matches`] reads (an annotation under any other
+    /// key cannot change its answer), or `None` when it may read any.
+    pub fn annotation_keys(&self) -> Option<Vec<&str>> {
+        let mut out = Vec::new();
+        needs::annotation_keys(&self.expr, &mut out).then_some(out)
     }
 
     /// True when the trace summarised by `summary` matches. `groups` resolves

@@ -12,7 +12,7 @@ use roentgen_filter::ast::{
     BoolKey, CmpOp, EntityPattern, ExceptionPattern, Expr, GroupBy, NodeId, NumberKey,
     RootCauseKind, RootCauseLevel, RootCausePattern, ServicePattern, StringKey, Value,
 };
-use roentgen_filter::{Filter, Groups, NoGroups, pushdown, pushdown_with_groups};
+use roentgen_filter::{Filter, Groups, Needs, NoGroups, pushdown, pushdown_with_groups};
 use roentgen_model::TraceId;
 use roentgen_model::trace::{
     AnnotationEntry, CallStatus, EdgeSummary, HttpSummary, NodeSummary, RootCause, RootCauseEntity,
@@ -599,6 +599,108 @@ proptest! {
             prop_assert!(pushdown(&filter).admits(&s), "{} {:?}", filter, pushdown(&filter));
         }
     }
+}
+
+/// `s` with every part outside `needs` emptied, as a store that decodes only those
+/// parts hands it to the evaluator.
+/// Evaluation never reads the services of annotation entries and users, nor the entry
+/// point: a scan leaves them out whatever the parts.
+fn keep_only(s: &TraceSummary, needs: Needs) -> TraceSummary {
+    let mut r = s.clone();
+    r.entry_point = None;
+    for entries in r.annotations.values_mut() {
+        for e in entries {
+            e.services.clear();
+        }
+    }
+    for u in &mut r.users {
+        u.services.clear();
+    }
+    let drop = |part: Needs| !needs.contains(part);
+    if drop(Needs::HTTP) {
+        r.http = None;
+    }
+    if drop(Needs::ANNOTATIONS) {
+        r.annotations.clear();
+    }
+    if drop(Needs::USERS) {
+        r.users.clear();
+    }
+    if drop(Needs::SERVICES) {
+        r.services.clear();
+    }
+    if drop(Needs::RESOURCES) {
+        r.instance_ids.clear();
+        r.availability_zones.clear();
+        r.resource_arns.clear();
+    }
+    if drop(Needs::NODES) {
+        r.nodes.clear();
+    }
+    if drop(Needs::EDGES) {
+        r.edges.clear();
+    }
+    if drop(Needs::ROOT_CAUSES) {
+        r.fault_root_causes.clear();
+        r.error_root_causes.clear();
+        r.response_time_root_causes.clear();
+    }
+    r
+}
+
+fn needs_holds(filter: &Filter, s: &TraceSummary) -> Result<(), TestCaseError> {
+    let needs = filter.needs();
+    let mut reduced = keep_only(s, needs);
+    if let Some(keys) = filter.annotation_keys() {
+        reduced
+            .annotations
+            .retain(|k, _| keys.contains(&k.as_str()));
+    }
+    for g in [&groups() as &dyn roentgen_filter::GroupResolver, &NoGroups] {
+        prop_assert_eq!(
+            filter.matches(s, g),
+            filter.matches(&reduced, g),
+            "{} reads outside {:?}",
+            filter,
+            needs
+        );
+    }
+    prop_assert_eq!(
+        pushdown(filter).admits(s),
+        pushdown(filter).admits(&reduced),
+        "pushdown of {} reads outside {:?}",
+        filter,
+        needs
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn needs_names_every_part_evaluation_reads(e in expr(Scope::Trace), s in summary()) {
+        needs_holds(&Filter::from(e), &s)?;
+    }
+}
+
+#[test]
+fn needs_names_every_part_evaluation_reads_over_the_fixtures() {
+    use proptest::test_runner::{Config, TestRunner};
+    let summaries = common::summaries();
+    let mut runner = TestRunner::new(Config {
+        cases: 2000,
+        ..Config::default()
+    });
+    runner
+        .run(&expr(Scope::Trace), |e| {
+            let filter = Filter::from(e);
+            for s in &summaries {
+                needs_holds(&filter, s)?;
+            }
+            Ok(())
+        })
+        .expect("needs covers what evaluation reads");
 }
 
 #[test]

@@ -336,6 +336,31 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_DATA_DIR", default_value = "./roentgen-data")]
     data_dir: PathBuf,
 
+    /// Access keys (a TOML file; see docs/security.md). With it, every X-Ray API and
+    /// OTLP/HTTP request on --http-addr must carry an AWS SigV4 signature (service
+    /// `xray`, any region) by one of the keys, and acts only on its key's tenant within
+    /// its role (read, write or admin). The --tcp-addr port, like the X-Ray daemon's
+    /// proxy, takes unsigned requests as a `write` caller of --tenant; UDP and OTLP/gRPC
+    /// carry no credentials and write to --tenant.
+    #[arg(long, env = "ROENTGEN_AUTH")]
+    auth: Option<PathBuf>,
+
+    /// Tenant of what arrives without credentials: UDP segments, OTLP/gRPC, the
+    /// --tcp-addr port, and every request when --auth is not given.
+    #[arg(long, env = "ROENTGEN_TENANT", default_value = "default")]
+    tenant: String,
+
+    /// PEM certificate chain: with --tls-key, the --http-addr and --otlp-grpc-addr
+    /// listeners speak TLS only (rustls; TLS 1.2 and 1.3). SIGHUP reads both files
+    /// again for new connections. The --tcp-addr daemon port stays plain, like the
+    /// X-Ray daemon's.
+    #[arg(long, env = "ROENTGEN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ROENTGEN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// How long traces are kept, e.g. `30d`, `12h`. Whole days are dropped once they
     /// are older than this; segments of older traces are refused.
     #[arg(long, env = "ROENTGEN_RETENTION", default_value = "30d")]
@@ -369,6 +394,9 @@ pub(crate) struct ServeConfig {
     pub(crate) tcp_addr: Option<SocketAddr>,
     pub(crate) otlp_grpc_addr: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
+    pub(crate) auth: Option<std::sync::Arc<roentgen_server::auth::Keys>>,
+    pub(crate) tenant: roentgen_store::TenantId,
+    pub(crate) tls: Option<std::sync::Arc<roentgen_server::tls::CertStore>>,
     pub(crate) retention: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) grace: Duration,
@@ -413,6 +441,18 @@ impl ServeArgs {
             tcp_addr: optional_addr("tcp-addr", &self.tcp_addr)?,
             otlp_grpc_addr: optional_addr("otlp-grpc-addr", &self.otlp_grpc_addr)?,
             data_dir: self.data_dir,
+            auth: match &self.auth {
+                None => None,
+                Some(path) => Some(std::sync::Arc::new(
+                    roentgen_server::auth::Keys::load(path).context("--auth")?,
+                )),
+            },
+            tenant: roentgen_store::TenantId::new(self.tenant.clone())
+                .with_context(|| format!("--tenant {:?}", self.tenant))?,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(roentgen_server::tls::CertStore::open(cert, key)?),
+                _ => None,
+            },
             retention,
             queue_capacity: self.queue_capacity,
             grace: duration("grace", &self.grace)?,

@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use roentgen_daemon::receiver::{self, DatagramHandler};
-use roentgen_server::{AppState, Ingest, IngestOptions, Metrics, Sampling, router, udp};
+use roentgen_server::tls::TlsListener;
+use roentgen_server::{AppState, Auth, Ingest, IngestOptions, Metrics, Sampling, router, udp};
+use roentgen_store::Store;
 use roentgen_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use roentgen_store::{Store, TenantId};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -137,34 +138,91 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             ..IngestOptions::default()
         },
     );
-    let tenant = TenantId::default();
+    let tenant = config.tenant.clone();
     let state = AppState {
         store: Arc::clone(&store),
         ingest: ingest.clone(),
         metrics,
         tenant: tenant.clone(),
         sampling: Arc::new(Sampling::default()),
+        auth: config.auth.clone().map_or(Auth::Open, Auth::Keys),
+        tenant_sampling: Arc::default(),
+    };
+    if let Some(keys) = &config.auth {
+        info!(
+            keys = keys.len(),
+            "--auth: API requests must be signed (SigV4)"
+        );
+    }
+    // The daemon-protocol TCP port is the X-Ray daemon's proxy: SDKs call it unsigned.
+    let proxy_state = match &config.auth {
+        None => state.clone(),
+        Some(_) => AppState {
+            auth: Auth::Proxy(roentgen_server::auth::Caller {
+                key_id: "daemon-proxy".into(),
+                tenant: tenant.clone(),
+                role: roentgen_server::auth::Role::Write,
+            }),
+            ..state.clone()
+        },
     };
 
     let cancel = CancellationToken::new();
     let mut servers = Vec::new();
-    for listener in std::iter::once(http).chain(tcp) {
-        let app = router(state.clone());
+    match &config.tls {
+        None => {
+            let app = router(state.clone());
+            let stop = cancel.clone();
+            servers.push(tokio::spawn(async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }));
+        }
+        Some(certs) => {
+            let tls = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)
+                .context("start the TLS listener")?;
+            let app = router(state.clone());
+            let stop = cancel.clone();
+            servers.push(tokio::spawn(async move {
+                axum::serve(tls, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }));
+        }
+    }
+    // Every AppState holds an ingest handle, and the writer stops only when all are
+    // gone: the proxy's state must not outlive a --tcp-addr that is off.
+    if let Some(listener) = tcp {
+        let app = router(proxy_state);
         let stop = cancel.clone();
         servers.push(tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }));
+    } else {
+        drop(proxy_state);
     }
     if let Some(listener) = otlp_grpc {
         let otlp = roentgen_server::OtlpIngest::new(ingest.clone(), tenant.clone());
-        let stop = cancel.clone();
-        servers.push(tokio::spawn(async move {
-            roentgen_server::otlp::serve_grpc(listener, otlp, stop.cancelled_owned())
-                .await
-                .map_err(std::io::Error::other)
-        }));
+        let stop = cancel.clone().cancelled_owned();
+        servers.push(match &config.tls {
+            Some(certs) => {
+                let tls = TlsListener::new(listener, certs.server_config(&[b"h2"])?)
+                    .context("start the OTLP/gRPC TLS listener")?;
+                tokio::spawn(async move {
+                    roentgen_server::otlp::serve_grpc_tls(tls, otlp, stop)
+                        .await
+                        .map_err(std::io::Error::other)
+                })
+            }
+            None => tokio::spawn(async move {
+                roentgen_server::otlp::serve_grpc(listener, otlp, stop)
+                    .await
+                    .map_err(std::io::Error::other)
+            }),
+        });
     }
     let udp_thread = match udp_socket {
         Some(s) => Some(
@@ -189,9 +247,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    let which = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+    let mut sighup = signal(SignalKind::hangup()).context("install SIGHUP handler")?;
+    let which = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => match &config.tls {
+                Some(certs) => match certs.reload() {
+                    Ok(()) => info!("SIGHUP: TLS certificate and key read again"),
+                    Err(e) => error!("SIGHUP: kept the current TLS certificate: {e}"),
+                },
+                None => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+            },
+        }
     };
     info!(signal = which, grace = ?config.grace, "shutting down: stop accepting, drain, flush");
     cancel.cancel();

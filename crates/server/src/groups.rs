@@ -1,7 +1,6 @@
 //! Groups: named filter expressions, kept in the store's configuration records so they
 //! survive restarts. `Default` always exists and has no filter, as in X-Ray.
 
-use axum::extract::State;
 use axum::response::Response;
 use roentgen_api::ApiError;
 use roentgen_api::groups::{
@@ -11,7 +10,7 @@ use roentgen_api::groups::{
 use roentgen_store::{CompiledFilter, ConfigKind, GroupDef};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{AppState, AwsError, AwsJson, json};
+use crate::http::{AppState, AwsError, AwsJson, Scoped, json};
 
 /// The group every account has.
 const DEFAULT_GROUP: &str = "Default";
@@ -133,7 +132,7 @@ fn group_id() -> String {
 
 /// `POST /CreateGroup`.
 pub(crate) async fn create_group(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<CreateGroupRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;
@@ -162,7 +161,7 @@ pub(crate) async fn create_group(
 
 /// `POST /GetGroup`.
 pub(crate) async fn get_group(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<GroupRef>,
 ) -> Result<Response, AwsError> {
     let g = resolve(&state, &req).await?;
@@ -173,7 +172,7 @@ pub(crate) async fn get_group(
 
 /// `POST /Groups`.
 pub(crate) async fn get_groups(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(_req): AwsJson<GetGroupsRequest>,
 ) -> Result<Response, AwsError> {
     let mut groups = all_groups(&state).await?;
@@ -186,7 +185,7 @@ pub(crate) async fn get_groups(
 
 /// `POST /UpdateGroup`.
 pub(crate) async fn update_group(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<UpdateGroupRequest>,
 ) -> Result<Response, AwsError> {
     let reference = GroupRef {
@@ -212,7 +211,7 @@ pub(crate) async fn update_group(
 
 /// `POST /DeleteGroup`.
 pub(crate) async fn delete_group(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<GroupRef>,
 ) -> Result<Response, AwsError> {
     let g = resolve(&state, &req).await?;

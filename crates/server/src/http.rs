@@ -46,8 +46,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The tenant of unauthenticated requests.
     pub tenant: TenantId,
+    /// Who may call: anyone, holders of keys, or (on the daemon-protocol TCP port
+    /// under `--auth`) a fixed caller.
+    pub auth: Auth,
+    /// Sampling state of the tenants other than `tenant`, made on first use (as many
+    /// as the key file names).
+    pub tenant_sampling: Arc<crate::sampling::TenantSampling>,
     /// Sampling quotas and statistics, shared by every listener.
     pub sampling: Arc<crate::sampling::Sampling>,
+}
+
+/// How a listener authenticates requests.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    /// No `--auth`: every request acts for [`AppState::tenant`] with every right.
+    #[default]
+    Open,
+    /// `--auth`: every request but `GET`/`HEAD` must be signed by one of the keys.
+    Keys(Arc<crate::auth::Keys>),
+    /// The X-Ray daemon's TCP proxy port under `--auth`: SDKs call it unsigned (the
+    /// official daemon signs on their behalf), so every request acts as this caller,
+    /// whose role limits what it may do.
+    Proxy(crate::auth::Caller),
 }
 
 /// A handler error: an AWS-shaped error response.
@@ -179,6 +199,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             count_requests,
         ))
         .with_state(state)
@@ -209,6 +233,100 @@ fn operation_of(path: &str) -> &'static str {
         "/metrics" => "metrics",
         p if crate::console::is_console_path(p) => "console",
         _ => "other",
+    }
+}
+
+/// With `--auth`, verifies the signature of every request but `GET`/`HEAD` (health,
+/// metrics, console files) before any handler runs, then checks the key's role for
+/// the operation and hands the [`Caller`](crate::auth::Caller) to the handlers.
+async fn authenticate(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(state.auth, Auth::Open)
+        || matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        )
+    {
+        return next.run(req).await;
+    }
+    let refuse = |e: ApiError| {
+        state.metrics.auth_failure(e.kind());
+        AwsError(e).into_response()
+    };
+    let allowed = |caller: &crate::auth::Caller, path: &str| {
+        let operation = operation_of(path);
+        match crate::auth::role_for(operation) {
+            Some(needed) if !caller.role.allows(needed) => Err(ApiError::new(
+                roentgen_api::ErrorCode::AccessDenied,
+                format!(
+                    "User: {} (role {}) is not authorized to perform: xray:{operation}",
+                    caller.key_id, caller.role
+                ),
+            )),
+            _ => Ok(()),
+        }
+    };
+    let keys = match &state.auth {
+        Auth::Open => return next.run(req).await,
+        Auth::Proxy(caller) => {
+            if let Err(e) = allowed(caller, req.uri().path()) {
+                return refuse(e);
+            }
+            let mut req = req;
+            req.extensions_mut().insert(caller.clone());
+            return next.run(req).await;
+        }
+        Auth::Keys(keys) => Arc::clone(keys),
+    };
+    let (mut parts, body) = req.into_parts();
+    // The signature covers the body: read it whole, within the body limit.
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return refuse(ApiError::payload_too_large(format!(
+            "request body is larger than {MAX_BODY_BYTES} bytes, or was cut off"
+        )));
+    };
+    let signed = crate::auth::SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    let caller = match crate::auth::verify(&keys, &signed, SystemTime::now()) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    if let Err(e) = allowed(&caller, parts.uri.path()) {
+        return refuse(e);
+    }
+    parts.extensions.insert(caller);
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// The state a handler acts with: the server's, scoped to the tenant of the request's
+/// verified key (its tenant and that tenant's sampling state), or the server's own
+/// tenant without `--auth`.
+pub struct Scoped(pub AppState);
+
+impl axum::extract::FromRequestParts<AppState> for Scoped {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut scoped = state.clone();
+        if let Some(caller) = parts.extensions.get::<crate::auth::Caller>()
+            && caller.tenant != state.tenant
+        {
+            scoped.sampling = state.tenant_sampling.of(&caller.tenant);
+            scoped.tenant = caller.tenant.clone();
+        }
+        Ok(Scoped(scoped))
     }
 }
 
@@ -272,7 +390,7 @@ fn document_id(raw: &str) -> Option<String> {
 }
 
 async fn put_trace_segments(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<PutTraceSegmentsRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;
@@ -327,7 +445,7 @@ async fn put_trace_segments(
 /// Daemons report their counters once a minute; Roentgen adds them up on `/metrics`
 /// (`roentgen_telemetry_*`), so losses upstream of the server are visible here.
 async fn put_telemetry_records(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<roentgen_api::telemetry::PutTelemetryRecordsRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;
@@ -354,7 +472,7 @@ async fn put_telemetry_records(
 /// The service map of a window, from the per-minute rollups only: its cost grows with
 /// minutes × nodes and edges, never with the number of segments.
 async fn get_service_graph(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<roentgen_api::graph::GetServiceGraphRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;
@@ -403,7 +521,7 @@ async fn get_service_graph(
 /// Statistics of the selected nodes or edges per period, from the rollups (or, for a
 /// group, from the graph statistics of the traces its filter matches).
 async fn get_time_series_service_statistics(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<roentgen_api::graph::GetTimeSeriesServiceStatisticsRequest>,
 ) -> Result<Response, AwsError> {
     use roentgen_api::graph::{GetTimeSeriesServiceStatisticsResult, TimeSeriesServiceStatistics};
@@ -476,7 +594,7 @@ async fn get_time_series_service_statistics(
 
 /// The graph of the given traces, from their summaries.
 async fn get_trace_graph(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<roentgen_api::graph::GetTraceGraphRequest>,
 ) -> Result<Response, AwsError> {
     if req.trace_ids.len() > MAX_BATCH_GET_IDS {
@@ -589,7 +707,7 @@ async fn group_rows(
 }
 
 async fn batch_get_traces(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<BatchGetTracesRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;
@@ -673,7 +791,7 @@ fn sampling_predicate(
 }
 
 async fn get_trace_summaries(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<GetTraceSummariesRequest>,
 ) -> Result<Response, AwsError> {
     req.validate()?;

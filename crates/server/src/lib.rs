@@ -8,6 +8,7 @@
 //! (`roentgen-store`); query logic belongs in the store (and the filter crate), and
 //! sampling logic in `roentgen-sampling`, not here.
 
+pub mod auth;
 pub mod console;
 mod groups;
 pub mod http;
@@ -15,9 +16,10 @@ pub mod ingest;
 pub mod metrics;
 pub mod otlp;
 pub mod sampling;
+pub mod tls;
 pub mod udp;
 
-pub use http::{AppState, router};
+pub use http::{AppState, Auth, router};
 pub use ingest::{Ingest, IngestOptions, SubmitError};
 pub use metrics::Metrics;
 pub use otlp::OtlpIngest;

@@ -78,7 +78,26 @@ pub struct Metrics {
     pub sampling_targets: Family<GrantLabels, Counter>,
     /// OTLP spans and requests (converted spans are the durably stored ones).
     pub otlp: roentgen_otlp::metrics::OtlpMetrics,
+    /// Requests refused by `--auth`, by error code.
+    pub auth_failures: Family<CodeLabels, Counter>,
 }
+
+/// The AWS error code of a refusal.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// `InvalidSignatureException`, …
+    pub code: &'static str,
+}
+
+/// Every code an authentication failure is counted under.
+pub const AUTH_FAILURE_CODES: [roentgen_api::ErrorCode; 6] = [
+    roentgen_api::ErrorCode::MissingAuthenticationToken,
+    roentgen_api::ErrorCode::IncompleteSignature,
+    roentgen_api::ErrorCode::InvalidSignature,
+    roentgen_api::ErrorCode::UnrecognizedClient,
+    roentgen_api::ErrorCode::AccessDenied,
+    roentgen_api::ErrorCode::PayloadTooLarge,
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,6 +131,17 @@ impl Metrics {
         let telemetry_records = Counter::default();
         let telemetry_segments = Family::<KindLabels, Counter>::default();
         let sampling_targets = Family::<GrantLabels, Counter>::default();
+        let auth_failures = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "roentgen_auth_failures",
+            "Requests refused by --auth (signature missing, malformed, wrong, expired, unknown key, role), by AWS error code",
+            auth_failures.clone(),
+        );
+        for code in AUTH_FAILURE_CODES {
+            let _ = auth_failures.get_or_create(&CodeLabels {
+                code: code.as_str(),
+            });
+        }
         registry.register(
             "roentgen_sampling_targets",
             "GetSamplingTargets statistics documents, by what they were answered with",
@@ -236,7 +266,17 @@ impl Metrics {
             telemetry_segments,
             sampling_targets,
             otlp,
+            auth_failures,
         }
+    }
+
+    /// Counts a request refused by `--auth`.
+    pub fn auth_failure(&self, code: roentgen_api::ErrorCode) {
+        self.auth_failures
+            .get_or_create(&CodeLabels {
+                code: code.as_str(),
+            })
+            .inc();
     }
 
     /// Counts one answered sampling statistics document.

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roentgen_otlp::http::{Format, MAX_BODY_BYTES};
 use roentgen_otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, OtlpError};
 use roentgen_store::TenantId;
 
-use crate::http::{AppState, QUEUE_WAIT};
+use crate::http::{QUEUE_WAIT, Scoped};
 use crate::ingest::{Ingest, SubmitError};
 use crate::metrics::{Metrics, SourceLabels};
 
@@ -143,7 +143,7 @@ fn error_response(format: Format, e: &OtlpError) -> Response {
 }
 
 /// `POST /v1/traces`.
-pub(crate) async fn traces(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn traces(Scoped(state): Scoped, req: Request) -> Response {
     let otlp = OtlpIngest::new(state.ingest.clone(), state.tenant.clone());
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
@@ -183,12 +183,41 @@ pub async fn serve_grpc(
     otlp: OtlpIngest,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_grpc_incoming(
+        tonic::transport::server::TcpIncoming::from(listener),
+        otlp,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_grpc`] over TLS connections (`--tls-cert`).
+pub async fn serve_grpc_tls(
+    listener: crate::tls::TlsListener,
+    otlp: OtlpIngest,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    serve_grpc_incoming(listener.into_incoming(), otlp, shutdown).await
+}
+
+async fn serve_grpc_incoming<I, IO, IE>(
+    incoming: I,
+    otlp: OtlpIngest,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures_core::Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let service = roentgen_otlp::grpc::TraceGrpc::new(Arc::new(otlp), MAX_BODY_BYTES);
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

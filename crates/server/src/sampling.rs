@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::response::Response;
 use roentgen_api::groups::Tag;
 use roentgen_api::sampling::{
@@ -32,7 +31,7 @@ use roentgen_sampling::{
 use roentgen_store::ConfigKind;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{AppState, AwsError, AwsJson, json, now_seconds};
+use crate::http::{AppState, AwsError, AwsJson, Scoped, json, now_seconds};
 
 /// Region and account in the ARNs of a self-hosted deployment.
 const ARN_PREFIX: &str = "arn:aws:xray:local:000000000000:sampling-rule";
@@ -50,6 +49,22 @@ pub const RULES_CACHE: Duration = Duration::from_secs(1);
 /// Sampling requests served at once; more are refused with `ThrottledException`, so a
 /// flood of pollers cannot queue up without bound (the SDKs retry later).
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+
+/// The [`Sampling`] state of each tenant other than the server's own (which is
+/// [`AppState::sampling`]): quotas, statistics and cached rules never cross tenants.
+/// Holds one entry per tenant that has called, at most as many as the key file names.
+#[derive(Debug, Default)]
+pub struct TenantSampling {
+    by_tenant: Mutex<HashMap<roentgen_store::TenantId, Arc<Sampling>>>,
+}
+
+impl TenantSampling {
+    /// The tenant's state, made on first use.
+    pub fn of(&self, tenant: &roentgen_store::TenantId) -> Arc<Sampling> {
+        let mut map = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(tenant.clone()).or_default())
+    }
+}
 
 /// What sampling keeps in memory.
 #[derive(Debug)]
@@ -296,7 +311,7 @@ fn page<T>(
 
 /// `POST /CreateSamplingRule`.
 pub(crate) async fn create_sampling_rule(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<CreateSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
@@ -312,7 +327,7 @@ pub(crate) async fn create_sampling_rule(
 
 /// `POST /UpdateSamplingRule`.
 pub(crate) async fn update_sampling_rule(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<UpdateSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
@@ -343,7 +358,7 @@ pub(crate) async fn update_sampling_rule(
 
 /// `POST /DeleteSamplingRule`.
 pub(crate) async fn delete_sampling_rule(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<DeleteSamplingRuleRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
@@ -364,7 +379,7 @@ pub(crate) async fn delete_sampling_rule(
 /// `POST /GetSamplingRules`: `Default` first, then the rules in the order they were
 /// created.
 pub(crate) async fn get_sampling_rules(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<PageRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
@@ -379,7 +394,7 @@ pub(crate) async fn get_sampling_rules(
 
 /// `POST /SamplingTargets`: each client's quota for each rule it reports.
 pub(crate) async fn get_sampling_targets(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<GetSamplingTargetsRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;
@@ -448,7 +463,7 @@ pub(crate) async fn get_sampling_targets(
 /// `POST /SamplingStatisticSummaries`: what clients reported per rule and 10-second
 /// window over the last minute.
 pub(crate) async fn get_sampling_statistic_summaries(
-    State(state): State<AppState>,
+    Scoped(state): Scoped,
     AwsJson(req): AwsJson<PageRequest>,
 ) -> Result<Response, AwsError> {
     let _served = state.sampling.admit()?;

@@ -31,11 +31,11 @@ pub(crate) fn encode_stats(s: &Stats) -> Vec<u8> {
     out
 }
 
-fn take<const N: usize>(v: &[u8], at: &mut usize) -> Result<[u8; N], String> {
+pub(crate) fn take<const N: usize>(v: &[u8], at: &mut usize) -> Result<[u8; N], String> {
     let bytes = v
         .get(*at..*at + N)
         .and_then(|b| <[u8; N]>::try_from(b).ok())
-        .ok_or_else(|| format!("rollup value cut short at byte {at}"))?;
+        .ok_or_else(|| format!("value cut short at byte {at}"))?;
     *at += N;
     Ok(bytes)
 }
@@ -127,12 +127,12 @@ pub(crate) type GraphRows = Vec<(u64, GraphKey, Stats)>;
 
 const GRAPH_TAG: u8 = 0xB2;
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+pub(crate) fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => out.push(0),
         Some(s) => {
@@ -142,7 +142,7 @@ fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn put_key(out: &mut Vec<u8>, k: &ServiceKey) {
+pub(crate) fn put_key(out: &mut Vec<u8>, k: &ServiceKey) {
     put_str(out, &k.name);
     put_opt_str(out, k.kind.as_deref());
     put_opt_str(out, k.account_id.as_deref());
@@ -174,31 +174,31 @@ pub(crate) fn encode_graph(rows: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
     out
 }
 
-fn take_bytes<'a>(v: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], String> {
+pub(crate) fn take_bytes<'a>(v: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], String> {
     let end = at
         .checked_add(n)
         .filter(|e| *e <= v.len())
-        .ok_or_else(|| format!("graph rows cut short at byte {at}"))?;
+        .ok_or_else(|| format!("value cut short at byte {at}"))?;
     let b = &v[*at..end];
     *at = end;
     Ok(b)
 }
 
-fn take_str(v: &[u8], at: &mut usize) -> Result<String, String> {
+pub(crate) fn take_str(v: &[u8], at: &mut usize) -> Result<String, String> {
     let n = u32::from_le_bytes(take::<4>(v, at)?) as usize;
     let b = take_bytes(v, at, n)?;
-    String::from_utf8(b.to_vec()).map_err(|e| format!("graph rows: {e}"))
+    String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
 }
 
-fn take_flag(v: &[u8], at: &mut usize) -> Result<bool, String> {
+pub(crate) fn take_flag(v: &[u8], at: &mut usize) -> Result<bool, String> {
     match take::<1>(v, at)? {
         [0] => Ok(false),
         [1] => Ok(true),
-        [b] => Err(format!("graph rows: bad flag byte {b}")),
+        [b] => Err(format!("bad flag byte {b} at byte {}", *at - 1)),
     }
 }
 
-fn take_opt_str(v: &[u8], at: &mut usize) -> Result<Option<String>, String> {
+pub(crate) fn take_opt_str(v: &[u8], at: &mut usize) -> Result<Option<String>, String> {
     if take_flag(v, at)? {
         take_str(v, at).map(Some)
     } else {
@@ -206,7 +206,7 @@ fn take_opt_str(v: &[u8], at: &mut usize) -> Result<Option<String>, String> {
     }
 }
 
-fn take_key(v: &[u8], at: &mut usize) -> Result<ServiceKey, String> {
+pub(crate) fn take_key(v: &[u8], at: &mut usize) -> Result<ServiceKey, String> {
     Ok(ServiceKey {
         name: take_str(v, at)?,
         kind: take_opt_str(v, at)?,

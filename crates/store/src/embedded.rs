@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use roentgen_model::document::parse_segment;
 use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
 
@@ -58,9 +58,18 @@ struct DayParts {
     /// Hour rollups: the sums of the minute rows of each hour, so that long windows
     /// read hours instead of minutes.
     hour: Keyspace,
+    /// The scan block of each summary ([`crate::scan`]), under the summary's key: what
+    /// a filtered scan reads instead of the whole record.
+    scan: Keyspace,
 }
 
-const PART_PREFIXES: [&str; 5] = ["docs_", "sums_", "svcs_", "roll_", "rolh_"];
+/// Key, in a day's scan keyspace, of the marker that says every summary of the day has
+/// its scan block (days written before scan blocks get them when opened). Tenant
+/// prefixes start with a length byte of at most 64, so no summary key equals it and no
+/// tenant's range holds it.
+const SCAN_COMPLETE: &[u8] = &[0xff];
+
+const PART_PREFIXES: [&str; 6] = ["docs_", "sums_", "svcs_", "roll_", "rolh_", "scan_"];
 
 struct Inner {
     db: Database,
@@ -400,6 +409,58 @@ fn point_read_options() -> KeyspaceCreateOptions {
         .filter_block_partitioning_policy(fjall::config::PartitioningPolicy::all(false))
 }
 
+/// The file that marks a directory as a Roentgen embedded store.
+pub const MARKER_FILE: &str = "ROENTGEN_STORE";
+
+/// Refuses a directory that holds anything but a Roentgen store (say, `--data-dir`
+/// pointed at a home directory): opening would write the engine's files among the
+/// user's. Missing or empty directories, and stores written before the marker file
+/// (they hold the engine's `version` file and `keyspaces` directory), are fine; the
+/// marker is written for them.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Directory {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    let is_store = names.is_empty() || has(MARKER_FILE) || (has("version") && has("keyspaces"));
+    if !is_store {
+        let mut found: Vec<String> = names.iter().take(3).cloned().collect();
+        if names.len() > 3 {
+            found.push(format!("and {} more", names.len() - 3));
+        }
+        return Err(StoreError::ForeignDirectory {
+            path: path.display().to_string(),
+            found: found.join(", "),
+        });
+    }
+    if !has(MARKER_FILE) {
+        std::fs::create_dir_all(path)
+            .and_then(|()| {
+                std::fs::write(
+                    path.join(MARKER_FILE),
+                    "Roentgen embedded store (fjall). Keep other files out of this directory.\n",
+                )
+            })
+            .map_err(|source| StoreError::Directory {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -482,6 +543,12 @@ fn decode_summary(v: &[u8]) -> Result<StoredSummary, StoreError> {
     serde_json::from_slice(split_record(v)?.summary).map_err(|e| corrupt("summary", e))
 }
 
+fn scan_block(stored: &StoredSummary) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192);
+    crate::scan::encode_scan(&mut out, stored);
+    out
+}
+
 fn decode_ids(ids: &[u8]) -> Vec<u64> {
     ids.chunks_exact(8)
         .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
@@ -537,6 +604,7 @@ impl EmbeddedStore {
     /// Opens (or creates) the store under `path`, recovering from its journal.
     pub fn open(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        check_directory(&path)?;
         let db = Database::builder(&path)
             .cache_size(options.cache_bytes)
             .max_journaling_size(options.journal_bytes)
@@ -697,11 +765,43 @@ impl EmbeddedStore {
             svcs: ks(PART_PREFIXES[2])?,
             roll: ks(PART_PREFIXES[3])?,
             hour: ks(PART_PREFIXES[4])?,
+            scan: ks(PART_PREFIXES[5])?,
         };
         if backfill {
             Self::backfill_hours(db, &parts)?;
         }
+        if !parts.scan.contains_key(SCAN_COMPLETE)? {
+            Self::backfill_scan(db, &parts)?;
+        }
         Ok(parts)
+    }
+
+    /// Writes the scan block of every summary of a day that has none yet (days
+    /// written before scan blocks existed; a new day has no summaries), then the
+    /// marker. Batches stay small; an interrupted backfill runs again on the next open.
+    fn backfill_scan(db: &Database, parts: &DayParts) -> Result<(), StoreError> {
+        const BATCH: usize = 10_000;
+        let mut batch = db.batch().durability(Some(PersistMode::SyncData));
+        let (mut pending, mut total) = (0, 0usize);
+        for kv in parts.sums.iter() {
+            let (k, v) = kv.into_inner()?;
+            let stored = decode_summary(&v)?;
+            batch.insert(&parts.scan, k, scan_block(&stored));
+            pending += 1;
+            if pending == BATCH {
+                batch.commit()?;
+                batch = db.batch().durability(Some(PersistMode::SyncData));
+                total += pending;
+                pending = 0;
+            }
+        }
+        total += pending;
+        if total > 0 {
+            tracing::info!(summaries = total, "writing scan blocks of stored summaries");
+        }
+        batch.insert(&parts.scan, SCAN_COMPLETE, []);
+        batch.commit()?;
+        Ok(())
     }
 
     /// Writes the hour rows of a day from its minute rows.
@@ -985,6 +1085,7 @@ impl EmbeddedStore {
                 revision,
                 updated_at: now,
             };
+            batch.insert(&parts.scan, tk.clone(), scan_block(&stored));
             batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
@@ -1148,6 +1249,32 @@ impl EmbeddedStore {
         let budget = q.scan_budget.max(limit);
         let mut last_examined: Option<[u8; 16]> = None;
 
+        // The summary parts the checks below read. When the scan blocks hold them all,
+        // a scan reads those and decodes a whole summary only to return it.
+        let needs = if q.predicate.is_some() {
+            roentgen_filter::Needs::ALL
+        } else {
+            let by_filter = compiled
+                .as_ref()
+                .map_or(roentgen_filter::Needs::NONE, |c| c.needs);
+            if service.is_some() {
+                by_filter | roentgen_filter::Needs::SERVICES
+            } else {
+                by_filter
+            }
+        };
+        let use_scan = crate::scan::SCANNABLE.contains(needs);
+        let annotation_keys = compiled.as_ref().and_then(|c| c.annotation_keys.as_deref());
+        // One snapshot for the page: plain reads see a batch while it is being applied
+        // (fjall reads at the newest sequence number), so a scan block could be seen
+        // before the summary written beside it.
+        let snap = self.inner.db.snapshot();
+        // The summary of a scan block; `None` only when the day is being dropped.
+        let whole = |parts: &DayParts, tk: &[u8]| -> Result<Option<StoredSummary>, StoreError> {
+            snap.get(&parts.sums, tk)?
+                .map(|v| decode_summary(&v))
+                .transpose()
+        };
         let accept = |s: &StoredSummary| -> bool {
             let in_range = match q.time_range_type {
                 TimeRangeType::TraceId => true,
@@ -1187,7 +1314,7 @@ impl EmbeddedStore {
                 lo_k.extend_from_slice(&lower[tp.len()..]);
                 let mut hi_k = base.clone();
                 hi_k.extend_from_slice(&upper[tp.len()..]);
-                for kv in parts.svcs.range(lo_k..hi_k).rev() {
+                for kv in snap.range(&parts.svcs, lo_k..hi_k).rev() {
                     let k = kv.key()?;
                     let Ok(tb) = <[u8; 16]>::try_from(&k[base.len()..]) else {
                         continue;
@@ -1195,7 +1322,16 @@ impl EmbeddedStore {
                     let tid = TraceId::from_bytes(tb);
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    if let Some(v) = parts.sums.get(trace_key(&tp, &tid))? {
+                    let tk = trace_key(&tp, &tid);
+                    if use_scan {
+                        if let Some(v) = snap.get(&parts.scan, &tk)? {
+                            let s = crate::scan::decode_scan(&v, tid, needs, annotation_keys)
+                                .map_err(|e| corrupt("scan block", e))?;
+                            if accept(&s) {
+                                page.summaries.extend(whole(&parts, &tk)?);
+                            }
+                        }
+                    } else if let Some(v) = snap.get(&parts.sums, &tk)? {
                         let s = decode_summary(&v)?;
                         if accept(&s) {
                             page.summaries.push(s);
@@ -1205,8 +1341,30 @@ impl EmbeddedStore {
                         break 'days;
                     }
                 }
+            } else if use_scan {
+                for kv in snap.range(&parts.scan, lower..upper).rev() {
+                    let (k, v) = kv.into_inner()?;
+                    let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
+                        continue;
+                    };
+                    last_examined = Some(tb);
+                    page.scanned += 1;
+                    let s = crate::scan::decode_scan(
+                        &v,
+                        TraceId::from_bytes(tb),
+                        needs,
+                        annotation_keys,
+                    )
+                    .map_err(|e| corrupt("scan block", e))?;
+                    if accept(&s) {
+                        page.summaries.extend(whole(&parts, &k)?);
+                    }
+                    if page.summaries.len() >= limit || page.scanned >= budget {
+                        break 'days;
+                    }
+                }
             } else {
-                for kv in parts.sums.range(lower..upper).rev() {
+                for kv in snap.range(&parts.sums, lower..upper).rev() {
                     let (k, v) = kv.into_inner()?;
                     let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
                         continue;
@@ -1338,7 +1496,9 @@ impl EmbeddedStore {
         };
         let mut dropped = Vec::new();
         for (day, parts) in expired {
-            for ks in [parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour] {
+            for ks in [
+                parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour, parts.scan,
+            ] {
                 self.inner.db.delete_keyspace(ks)?;
             }
             dropped.push(day);

@@ -31,6 +31,24 @@ pub enum StoreError {
     /// A blocking task failed.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The data directory holds files that are not a Roentgen store.
+    #[error(
+        "{path} is not a Roentgen data directory (it holds {found}); point --data-dir at an empty directory or one Roentgen created"
+    )]
+    ForeignDirectory {
+        /// The directory.
+        path: String,
+        /// A few of the names found there.
+        found: String,
+    },
+    /// The data directory cannot be read.
+    #[error("cannot read the data directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {

@@ -6,7 +6,11 @@
 //! - `sums_YYYYMMDD`: trace id (16) → summary record; trace ids begin with their start
 //!   second, so this keyspace is also the time index.
 //! - `svcs_YYYYMMDD`: service name + 0x00 + trace id (16) → empty; the service pushdown.
-//! - `roll_YYYYMMDD`: minute (8, big-endian) + node/edge JSON → stats JSON.
+//! - `scan_YYYYMMDD`: trace id (16) → the summary's scan block ([`crate::scan`]), what
+//!   filtered scans read; the one-byte key `0xFF` (no tenant prefix starts with it)
+//!   marks a day whose every summary has its block.
+//! - `roll_YYYYMMDD`: minute (8, big-endian) + node/edge key → stats (binary).
+//! - `rolh_YYYYMMDD`: hour (8) + node/edge key → stats and per-minute counts.
 //! - `meta`: kind byte + name → configuration JSON (not partitioned by day).
 
 use roentgen_model::TraceId;

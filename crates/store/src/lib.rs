@@ -17,6 +17,7 @@ mod codec;
 pub mod embedded;
 mod error;
 mod keys;
+mod scan;
 
 pub use error::StoreError;
 pub use keys::TenantId;
@@ -176,6 +177,10 @@ pub struct CompiledFilter {
     /// A service every matching trace contains, when the expression pins exactly one
     /// (for the service index).
     pub service: Option<String>,
+    /// The summary parts [`CompiledFilter::matches`] reads.
+    pub needs: roentgen_filter::Needs,
+    /// The annotation keys it reads (`None`: any).
+    pub annotation_keys: Option<Vec<String>>,
 }
 
 impl CompiledFilter {
@@ -211,11 +216,17 @@ impl CompiledFilter {
             .iter()
             .find(|clause| clause.len() == 1)
             .and_then(|clause| clause.first().cloned());
+        let needs = filter.needs();
+        let annotation_keys = filter
+            .annotation_keys()
+            .map(|keys| keys.into_iter().map(str::to_string).collect());
         Ok(Some(Self {
             filter,
             groups: resolved,
             pushdown,
             service,
+            needs,
+            annotation_keys,
         }))
     }
 

@@ -208,7 +208,7 @@ impl Server {
                 req["NextToken"] = serde_json::json!(t);
             }
             let (status, body) = self.post("/TraceSummaries", &req);
-            assert_eq!(status, 200, "{body}");
+            assert_eq!(status, 200, "{body}\nserver log:\n{}", self.log_text());
             out.extend(
                 body["TraceSummaries"]
                     .as_array()

@@ -1,0 +1,76 @@
+"""What `roentgen serve` does with a data directory that is not a healthy store of its
+own: a foreign directory is refused untouched, a damaged store stops the start with the
+damage named, never a panic; a store written before the marker file still opens."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from xray_testlib import poll, segment_doc, window, xray_client
+
+
+def start_fails(srv) -> str:
+    """Runs the server's command to its end; it must exit non-zero, without a panic.
+    Returns its stderr."""
+    out = subprocess.run(srv.command(), capture_output=True, text=True, timeout=60)
+    assert out.returncode not in (0, 101), out.stderr  # 101: a Rust panic
+    assert out.returncode != 0
+    assert "panicked" not in out.stderr, out.stderr
+    return out.stderr
+
+
+def filled(make_server) -> tuple[object, list[str]]:
+    """A server that stored a few traces and stopped cleanly, with their ids."""
+    srv = make_server()
+    xray = xray_client(srv.http_url)
+    docs = [segment_doc(name="kept") for _ in range(20)]
+    t0 = time.time()
+    xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in docs])
+    want = {d["trace_id"] for d in docs}
+    poll(lambda: want <= {s["Id"] for s in xray.get_trace_summaries(
+        **window(t0))["TraceSummaries"]}, what="stored")
+    srv.stop()
+    return srv, sorted(want)
+
+
+def test_a_foreign_directory_is_refused_untouched(make_server, tmp_path):
+    srv = make_server(start=False)
+    srv.data_dir.mkdir(parents=True)
+    (srv.data_dir / "thesis.tex").write_text("\\documentclass{article}\n")
+    (srv.data_dir / "photos").mkdir()
+    err = start_fails(srv)
+    assert "is not a Roentgen data directory" in err and "thesis.tex" in err, err
+    assert sorted(p.name for p in srv.data_dir.iterdir()) == ["photos", "thesis.tex"]
+
+
+def test_a_damaged_store_stops_the_start_naming_it(make_server):
+    srv, _ = filled(make_server)
+    tables = sorted(p for p in srv.data_dir.rglob("tables/*") if p.is_file())
+    assert tables, "a stopped store has flushed tables"
+    with open(tables[0], "r+b") as f:
+        f.seek(40)
+        f.write(os.urandom(256))
+    err = start_fails(srv)
+    assert "open the store" in err and "Checksum" in err, err
+
+
+def test_a_garbled_engine_version_stops_the_start(make_server):
+    srv, _ = filled(make_server)
+    (srv.data_dir / "version").write_bytes(b"\x00garbage")
+    err = start_fails(srv)
+    assert "open the store" in err, err
+
+
+def test_a_store_from_before_the_marker_opens(make_server):
+    srv, ids = filled(make_server)
+    marker = srv.data_dir / "ROENTGEN_STORE"
+    assert marker.exists()
+    marker.unlink()
+    srv.start()
+    assert marker.exists()
+    got = xray_client(srv.http_url).batch_get_traces(TraceIds=ids[:5])["Traces"]
+    assert sorted(t["Id"] for t in got) == ids[:5]
