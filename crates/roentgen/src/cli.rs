@@ -310,7 +310,7 @@ pub(crate) fn go_style_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address of the HTTP listener: the X-Ray API (point the AWS CLI or boto3 here with
-    /// --endpoint-url), /healthz and /metrics.
+    /// --endpoint-url), the web console at /, /healthz and /metrics.
     #[arg(long, env = "ROENTGEN_HTTP_ADDR", default_value = "127.0.0.1:2772")]
     http_addr: String,
 

@@ -108,6 +108,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         None => None,
     };
     info!(listener = "http", addr = %http.local_addr()?, "listening");
+    if roentgen_server::console::is_built() {
+        info!(url = %format!("http://{}/", http.local_addr()?), "web console");
+    } else {
+        info!(
+            "web console not built into this binary; build it with: (cd ui && npm ci && npm run build) && cargo build -p roentgen"
+        );
+    }
     if let Some(t) = &tcp {
         info!(listener = "tcp", addr = %t.local_addr()?, "listening");
     }

@@ -231,6 +231,7 @@ fn operation_of(path: &str) -> &'static str {
         "/v1/traces" => "OtlpExport",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
+        p if crate::console::is_console_path(p) => "console",
         _ => "other",
     }
 }
@@ -362,12 +363,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn unknown_operation(req: Request) -> AwsError {
+/// Routes nothing else answers: the console's pages and assets for `GET`, else an
+/// `UnknownOperationException`.
+async fn unknown_operation(req: Request) -> Response {
+    if let Some(page) = crate::console::serve(&req) {
+        return page;
+    }
     AwsError(ApiError::unknown_operation(format!(
         "no X-Ray operation at {} {}",
         req.method(),
         req.uri().path()
     )))
+    .into_response()
 }
 
 /// The `id` of a refused document, when it can be read at all.

@@ -3,11 +3,13 @@
 //! This crate owns the X-Ray API over HTTP (rest-json, AWS-shaped errors), the X-Ray
 //! daemon protocol on UDP, OTLP (`/v1/traces` and the gRPC `TraceService`, converted by
 //! `roentgen-otlp`), the ingest queue that all of them feed, `/healthz` and the
-//! Prometheus `/metrics`. It translates between the wire (`roentgen-api`) and the store
+//! Prometheus `/metrics`, and serves the web console's embedded assets at `/`. It
+//! translates between the wire (`roentgen-api`) and the store
 //! (`roentgen-store`); query logic belongs in the store (and the filter crate), and
 //! sampling logic in `roentgen-sampling`, not here.
 
 pub mod auth;
+pub mod console;
 mod groups;
 pub mod http;
 pub mod ingest;
