@@ -480,6 +480,35 @@ def test_keyboard_opens_a_trace_from_the_table(server, xray, page):
     expect(rows).to_have_count(3)
 
 
+def test_keyboard_moves_through_groups_and_rules_and_opens_one(server, xray, page):
+    """The groups and sampling-rule lists take the same keys as the traces table:
+    ArrowDown/j, ArrowUp/k, Enter opens the row's editor."""
+    for name in ["alpha", "beta", "gamma"]:
+        xray.create_group(GroupName=name, FilterExpression="fault")
+    page.goto(server.http_url + "/groups")
+    rows = page.get_by_test_id("group-row")
+    expect(rows).to_have_count(3)
+    rows.first.locator("td").first.click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/groups\?.*edit=beta"))
+    for name, priority in [("r-one", 10), ("r-two", 20)]:
+        xray.create_sampling_rule(SamplingRule={
+            "RuleName": name, "ResourceARN": "*", "Priority": priority, "FixedRate": 0.1,
+            "ReservoirSize": 1, "ServiceName": "*", "ServiceType": "*", "Host": "*",
+            "HTTPMethod": "*", "URLPath": "*", "Version": 1,
+        })
+    page.goto(server.http_url + "/sampling")
+    rules = page.get_by_test_id("rule-row")
+    expect(rules).to_have_count(3)  # and Default
+    rules.first.locator("td").first.click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/sampling\?.*edit=r-two"))
+
+
 def test_waterfall_draws_only_visible_rows_of_a_large_trace(server, xray, page):
     """2,000 subsegments over 20 documents (a document is at most 64 KiB): every one is
     counted, only a screenful is in the DOM, and scrolling reaches the last."""

@@ -1,4 +1,4 @@
-import { useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 import dagre from "@dagrejs/dagre";
 import { counts, type HistogramEntry, type Service, type Statistics } from "./api";
 import { RANGES, fmtSecs, fmtRate, parseRange } from "./time";
@@ -525,4 +525,32 @@ export function StatsTable({ stats, minutes }: { stats?: Statistics; minutes: nu
       </tbody>
     </table>
   );
+}
+
+/// Keyboard navigation of a table's rows: ArrowDown/j and ArrowUp/k move the cursor
+/// (and the focus, once a row has it), Enter acts on the row under the cursor. Spread
+/// `body` on the `<tbody>` and `row(i)` on each `<tr>`.
+export function useRowKeys(count: number, onEnter: (i: number) => void) {
+  const [cursor, setCursor] = useState(0);
+  const ref = useRef<HTMLTableSectionElement>(null);
+  useEffect(() => {
+    const el = ref.current?.children[cursor] as HTMLElement | undefined;
+    if (el && ref.current?.contains(document.activeElement)) el.focus();
+  }, [cursor]);
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.target instanceof HTMLButtonElement || e.target instanceof HTMLAnchorElement) return;
+    if (e.key === "ArrowDown" || e.key === "j") setCursor((c) => Math.min(count - 1, c + 1));
+    else if (e.key === "ArrowUp" || e.key === "k") setCursor((c) => Math.max(0, c - 1));
+    else if (e.key === "Enter" && cursor < count) onEnter(cursor);
+    else return;
+    e.preventDefault();
+  };
+  return {
+    body: { ref, onKeyDown },
+    row: (i: number) => ({
+      tabIndex: i === cursor ? 0 : -1,
+      className: i === cursor ? "cursor" : "",
+      onClick: () => setCursor(i),
+    }),
+  };
 }

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { createGroup, deleteGroup, getGroups, updateGroup, type Group } from "../api";
-import { ErrorBox, Loading } from "../components";
+import { ErrorBox, Loading, useRowKeys } from "../components";
 import { link, onLink, setParams, useLocation } from "../route";
 import { useAsync } from "../useAsync";
 
@@ -11,6 +11,7 @@ export function GroupsView() {
   const editing = params.get("edit");
   const res = useAsync(() => getGroups(), []);
   const groups = (res.data?.Groups ?? []).filter((g) => g.GroupName !== "Default");
+  const keys = useRowKeys(groups.length, (i) => setParams({ edit: groups[i]?.GroupName ?? "" }));
   return (
     <div className="view">
       <div className="toolbar">
@@ -46,11 +47,11 @@ export function GroupsView() {
               <th />
             </tr>
           </thead>
-          <tbody>
-            {groups.map((g) => {
+          <tbody {...keys.body}>
+            {groups.map((g, i) => {
               const map = link("/map", { group: g.GroupName });
               return (
-                <tr key={g.GroupName} data-testid="group-row" data-name={g.GroupName}>
+                <tr key={g.GroupName} data-testid="group-row" data-name={g.GroupName} {...keys.row(i)}>
                   <td>{g.GroupName}</td>
                   <td className="mono" data-testid="group-filter">{g.FilterExpression}</td>
                   <td className="actions">

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { createSamplingRule, deleteSamplingRule, getSamplingRules, updateSamplingRule, type SamplingRule } from "../api";
-import { ErrorBox, Loading } from "../components";
+import { ErrorBox, Loading, useRowKeys } from "../components";
 import { setParams, useLocation } from "../route";
 import { fmtTime } from "../time";
 import { useAsync } from "../useAsync";
@@ -26,6 +26,7 @@ export function SamplingView() {
   const editing = params.get("edit");
   const res = useAsync(() => getSamplingRules(), []);
   const records = [...(res.data?.SamplingRuleRecords ?? [])].sort((a, b) => (a.SamplingRule?.Priority ?? 0) - (b.SamplingRule?.Priority ?? 0));
+  const keys = useRowKeys(records.length, (i) => setParams({ edit: records[i]?.SamplingRule?.RuleName ?? "" }));
   const current = records.find((r) => r.SamplingRule?.RuleName === editing)?.SamplingRule;
   return (
     <div className="view">
@@ -69,10 +70,10 @@ export function SamplingView() {
               <th />
             </tr>
           </thead>
-          <tbody>
-            {records.map(({ SamplingRule: r, ModifiedAt }) =>
+          <tbody {...keys.body}>
+            {records.map(({ SamplingRule: r, ModifiedAt }, i) =>
               r ? (
-                <tr key={r.RuleName} data-testid="rule-row" data-name={r.RuleName}>
+                <tr key={r.RuleName} data-testid="rule-row" data-name={r.RuleName} {...keys.row(i)}>
                   <td>{r.Priority}</td>
                   <td>{r.RuleName}</td>
                   <td>{r.ReservoirSize}/s</td>
