@@ -1301,22 +1301,7 @@ impl EmbeddedStore {
                 .map(|v| decode_summary(&v))
                 .transpose()
         };
-        let accept = |s: &StoredSummary| -> bool {
-            let in_range = match q.time_range_type {
-                TimeRangeType::TraceId => true,
-                TimeRangeType::Event => s.updated_at >= start && s.updated_at <= end + 1.0,
-                TimeRangeType::Service => s
-                    .summary
-                    .end_time
-                    .is_some_and(|e| e >= start && e <= end + 1.0),
-            };
-            in_range
-                && service
-                    .as_deref()
-                    .is_none_or(|name| s.summary.has_service(name))
-                && q.predicate.as_ref().is_none_or(|p| p(&s.summary))
-                && compiled.as_ref().is_none_or(|c| c.matches(&s.summary))
-        };
+        let accept = |s: &StoredSummary| q.accepts(s, service.as_deref(), compiled.as_ref());
 
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
             let lower = time_key(&tp, lo_sec);

@@ -69,6 +69,35 @@ pub struct SummaryQuery {
     pub scan_budget: usize,
 }
 
+impl SummaryQuery {
+    /// Whether a stored summary belongs in this query's answer: inside the time range
+    /// as [`SummaryQuery::time_range_type`] reads it (`start` clamped at 0, `end` at
+    /// `start`, one second of slack at the end), holding `service` when one is pinned,
+    /// passing the predicate and the compiled filter. Every store applies it to its
+    /// candidates, so they answer alike.
+    pub fn accepts(
+        &self,
+        s: &StoredSummary,
+        service: Option<&str>,
+        compiled: Option<&CompiledFilter>,
+    ) -> bool {
+        let start = self.start.max(0.0);
+        let end = self.end.max(start);
+        let in_range = match self.time_range_type {
+            TimeRangeType::TraceId => true,
+            TimeRangeType::Event => s.updated_at >= start && s.updated_at <= end + 1.0,
+            TimeRangeType::Service => s
+                .summary
+                .end_time
+                .is_some_and(|e| e >= start && e <= end + 1.0),
+        };
+        in_range
+            && service.is_none_or(|name| s.summary.has_service(name))
+            && self.predicate.as_ref().is_none_or(|p| p(&s.summary))
+            && compiled.is_none_or(|c| c.matches(&s.summary))
+    }
+}
+
 impl std::fmt::Debug for SummaryQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SummaryQuery")

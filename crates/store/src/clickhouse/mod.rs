@@ -696,22 +696,7 @@ impl ClickHouseStore {
             conds.extend(pushdown_sql(&c.pushdown));
         }
         let service = q.service.clone();
-        let accept = |s: &StoredSummary| -> bool {
-            let in_range = match q.time_range_type {
-                TimeRangeType::TraceId => true,
-                TimeRangeType::Event => s.updated_at >= start && s.updated_at <= end + 1.0,
-                TimeRangeType::Service => s
-                    .summary
-                    .end_time
-                    .is_some_and(|e| e >= start && e <= end + 1.0),
-            };
-            in_range
-                && service
-                    .as_deref()
-                    .is_none_or(|name| s.summary.has_service(name))
-                && q.predicate.as_ref().is_none_or(|p| p(&s.summary))
-                && compiled.as_ref().is_none_or(|c| c.matches(&s.summary))
-        };
+        let accept = |s: &StoredSummary| q.accepts(s, service.as_deref(), compiled.as_ref());
 
         let limit = q.limit.max(1);
         let budget = q.scan_budget.max(limit);
