@@ -24,7 +24,7 @@ use crate::keys::{
 };
 use crate::{
     ConfigKind, RollupRow, Store, StoreError, StoredSummary, StoredTrace, SummaryPage,
-    SummaryQuery, TimeRangeType, WriteOutcome,
+    SummaryQuery, WriteOutcome,
 };
 
 /// How far before a query's start a trace may have started and still be found by an
@@ -1247,23 +1247,8 @@ impl EmbeddedStore {
             .service
             .clone()
             .or_else(|| compiled.as_ref().and_then(|c| c.service.clone()));
-        let start = q.start.max(0.0);
-        let end = q.end.max(start);
-        let lookback = match q.time_range_type {
-            TimeRangeType::TraceId => 0,
-            TimeRangeType::Event | TimeRangeType::Service => EVENT_LOOKBACK_SECONDS,
-        };
-        let lo_sec = (start.floor() as u64)
-            .saturating_sub(lookback)
-            .min(u32::MAX as u64) as u32;
-        let hi_sec = (end.floor() as u64).min(u32::MAX as u64) as u32;
-        let cursor: Option<[u8; 16]> = match &q.cursor {
-            None => None,
-            Some(c) => {
-                let bytes = hex::decode(c).map_err(|_| StoreError::InvalidCursor)?;
-                Some(bytes.try_into().map_err(|_| StoreError::InvalidCursor)?)
-            }
-        };
+        let crate::QueryWindow { lo_sec, hi_sec, .. } = q.window();
+        let cursor = q.cursor_bytes()?;
         let hi_day = match cursor {
             Some(c) => day_of(u64::from(TraceId::from_bytes(c).epoch_seconds())),
             None => day_of(u64::from(hi_sec)),

@@ -69,7 +69,53 @@ pub struct SummaryQuery {
     pub scan_budget: usize,
 }
 
+/// The range a summaries query reads ([`SummaryQuery::window`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryWindow {
+    /// Start, epoch seconds, clamped at 0.
+    pub start: f64,
+    /// End, epoch seconds, at least `start`.
+    pub end: f64,
+    /// First trace-id second to look at: `start`, less
+    /// [`embedded::EVENT_LOOKBACK_SECONDS`] for `Event` and `Service` ranges (those read
+    /// update and end times, and a trace may have started before the range).
+    pub lo_sec: u32,
+    /// Last trace-id second to look at.
+    pub hi_sec: u32,
+}
+
 impl SummaryQuery {
+    /// The range this query reads, the same for every store.
+    pub fn window(&self) -> QueryWindow {
+        let start = self.start.max(0.0);
+        let end = self.end.max(start);
+        let lookback = match self.time_range_type {
+            TimeRangeType::TraceId => 0,
+            TimeRangeType::Event | TimeRangeType::Service => embedded::EVENT_LOOKBACK_SECONDS,
+        };
+        let second = |t: f64| (t.floor() as u64).min(u64::from(u32::MAX)) as u32;
+        QueryWindow {
+            start,
+            end,
+            lo_sec: second(start).saturating_sub(lookback.min(u64::from(u32::MAX)) as u32),
+            hi_sec: second(end),
+        }
+    }
+
+    /// The paging cursor as the 16 bytes of the last trace id examined;
+    /// [`StoreError::InvalidCursor`] for anything this store did not issue.
+    pub fn cursor_bytes(&self) -> Result<Option<[u8; 16]>, StoreError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                hex::decode(c)
+                    .ok()
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .ok_or(StoreError::InvalidCursor)
+            })
+            .transpose()
+    }
+
     /// Whether a stored summary belongs in this query's answer: inside the time range
     /// as [`SummaryQuery::time_range_type`] reads it (`start` clamped at 0, `end` at
     /// `start`, one second of slack at the end), holding `service` when one is pinned,
@@ -81,8 +127,7 @@ impl SummaryQuery {
         service: Option<&str>,
         compiled: Option<&CompiledFilter>,
     ) -> bool {
-        let start = self.start.max(0.0);
-        let end = self.end.max(start);
+        let QueryWindow { start, end, .. } = self.window();
         let in_range = match self.time_range_type {
             TimeRangeType::TraceId => true,
             TimeRangeType::Event => s.updated_at >= start && s.updated_at <= end + 1.0,

@@ -658,26 +658,14 @@ impl ClickHouseStore {
         {
             return Ok(SummaryPage::default());
         }
-        let cursor: Option<String> = match &q.cursor {
-            None => None,
-            Some(c) => {
-                let bytes = hex::decode(c).map_err(|_| StoreError::InvalidCursor)?;
-                if bytes.len() != 16 {
-                    return Err(StoreError::InvalidCursor);
-                }
-                Some(hex::encode(bytes))
-            }
-        };
-        let start = q.start.max(0.0);
-        let end = q.end.max(start);
-        let lookback = match q.time_range_type {
-            TimeRangeType::TraceId => 0,
-            TimeRangeType::Event | TimeRangeType::Service => EVENT_LOOKBACK_SECONDS,
-        };
-        let lo_sec = (start.floor() as u64)
-            .saturating_sub(lookback)
-            .min(u32::MAX as u64);
-        let hi_sec = (end.floor() as u64).min(u32::MAX as u64);
+        let cursor: Option<String> = q.cursor_bytes()?.map(hex::encode);
+        let crate::QueryWindow {
+            start,
+            end,
+            lo_sec,
+            hi_sec,
+        } = q.window();
+        let (lo_sec, hi_sec) = (u64::from(lo_sec), u64::from(hi_sec));
         let mut conds = vec![format!("tenant = {}", quote(tenant.as_str()))];
         match q.time_range_type {
             TimeRangeType::TraceId => {}
