@@ -121,7 +121,7 @@ pub fn role_for(operation: &str) -> Option<Role> {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     /// The file could not be read.
-    #[error("cannot read the key file {path}: {source}")]
+    #[error("cannot read the key file {path}")]
     Read {
         /// The file.
         path: String,

@@ -55,7 +55,7 @@ pub enum StoreError {
         reserve: u64,
     },
     /// The data directory cannot be read.
-    #[error("cannot read the data directory {path}: {source}")]
+    #[error("cannot read the data directory {path}")]
     Directory {
         /// The directory.
         path: String,
