@@ -178,8 +178,9 @@ def test_sighup_reloads_the_certificate(tls_server, pki):
 
 
 def test_daemon_verifies_the_endpoint_certificate(tls_server, pki, roentgen_bin, tmp_path):
-    """The daemon refuses a certificate it cannot verify (counted, nothing sent)
-    unless its config says NoVerifySSL, as the X-Ray daemon's does."""
+    """The daemon refuses a certificate it cannot verify (counted, nothing sent), trusts
+    a private CA named by SSL_CERT_FILE, and skips the check when its config says
+    NoVerifySSL, as the X-Ray daemon's does."""
     t0 = time.time()
     creds = {"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"}
     xray = client(tls_server, pki)
@@ -199,6 +200,20 @@ def test_daemon_verifies_the_endpoint_certificate(tls_server, pki, roentgen_bin,
     log = (strict / "daemon.log").read_text()
     assert not stored("strict-daemon")
     assert "certificate" in log.lower(), log
+
+    # A private CA is trusted the way the X-Ray daemon (Go) and OpenSSL trust one: named
+    # by SSL_CERT_FILE, beside the built-in roots; the certificate is still checked.
+    private = tmp_path / "private-ca"
+    private.mkdir()
+    proc, addr = start_daemon(roentgen_bin, private, tls_server.http_url,
+                              {**creds, "SSL_CERT_FILE": str(pki.ca_path)}, [])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(udp_datagram(segment_doc(name="private-ca-daemon")), addr)
+        poll(lambda: stored("private-ca-daemon"), what="SSL_CERT_FILE daemon delivers",
+             timeout=20)
+    finally:
+        finish(proc, private)
 
     lax = tmp_path / "lax"
     lax.mkdir()
