@@ -176,6 +176,17 @@ def test_tenants_see_only_their_own(secured):
     client(url, KEYS["admin"]).create_group(GroupName="only-default", FilterExpression="fault")
     groups = client(url, KEYS["b_reader"]).get_groups()["Groups"]
     assert "only-default" not in {g["GroupName"] for g in groups}
+    # And sampling rules.
+    client(url, KEYS["admin"]).create_sampling_rule(SamplingRule={
+        "RuleName": "only-default-rule", "ResourceARN": "*", "Priority": 10,
+        "FixedRate": 0.5, "ReservoirSize": 1, "ServiceName": "*", "ServiceType": "*",
+        "Host": "*", "HTTPMethod": "*", "URLPath": "*", "Version": 1})
+
+    def rule_names(key):
+        records = client(url, key).get_sampling_rules()["SamplingRuleRecords"]
+        return {r["SamplingRule"]["RuleName"] for r in records}
+    assert "only-default-rule" in rule_names(KEYS["writer"])
+    assert "only-default-rule" not in rule_names(KEYS["b_writer"])
 
 
 def test_query_string_signatures(secured):

@@ -126,6 +126,7 @@ def test_a_full_disk_refuses_writes_keeps_what_is_stored_and_recovers(make_serve
         text = json.dumps(refusal)
         assert "reserve" in text and "Throttled" in text, text
         assert srv.healthz() == 200
+        print(f"full disk: {len(acked)} documents acknowledged, then {text}")
         # What was acknowledged is all there.
         ids = sorted(acked)
         for i in range(0, len(ids), 100):

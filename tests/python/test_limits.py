@@ -1,5 +1,5 @@
 """Limits on what a client controls, over real sockets: open connections
-(`--max-connections`), stalled and idle connections (`--idle-timeout`), request-head
+(`--max-connections`, on the HTTP and the OTLP/gRPC listeners), stalled and idle connections (`--idle-timeout`), request-head
 size, and filter expressions nested or long past their limits. Each refusal leaves the
 server serving everyone else."""
 
@@ -83,6 +83,39 @@ def test_idle_and_stalled_connections_are_closed(limited):
         s.close()
     # Closed connections leave the gauge (the scrape's own connection counts).
     poll(lambda: limited.metric("roentgen_http_connections") <= 1, what="gauge back down")
+
+
+def test_the_otlp_grpc_listener_holds_to_the_same_limits(limited):
+    """The gRPC listener takes --max-connections and --idle-timeout as the HTTP one
+    does: past the limit a client waits for a slot; idle connections are closed."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+    def grpc_connect() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", limited.otlp_grpc_port), timeout=5)
+        s.sendall(preface + empty_settings)
+        return s
+
+    def answers(s: socket.socket, seconds: float) -> bool:
+        """Whether the server sends its HTTP/2 SETTINGS within `seconds`."""
+        s.settimeout(seconds)
+        try:
+            return len(s.recv(9)) > 0
+        except socket.timeout:
+            return False
+
+    held = [grpc_connect() for _ in range(3)]
+    for s in held:
+        assert answers(s, 5)
+    waiting = grpc_connect()
+    assert not answers(waiting, 0.5), "a fourth connection was served past the limit"
+    held.pop().close()
+    assert answers(waiting, 5), "the waiting connection was not served once a slot freed"
+    # Idle: nothing more is sent, so the server closes each within about a second.
+    for s in held + [waiting]:
+        took = closed_within(s, 5)
+        assert took is not None and took < 4, took
+        s.close()
 
 
 def test_an_oversized_request_head_is_refused(server):

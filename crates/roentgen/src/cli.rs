@@ -376,13 +376,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROENTGEN_MIN_FREE_SPACE", default_value = "256MiB")]
     min_free_space: String,
 
-    /// Most HTTP connections open at once on each HTTP listener (--http-addr,
-    /// --tcp-addr); past it new connections wait to be accepted.
+    /// Most connections open at once on each listener (--http-addr, --tcp-addr,
+    /// --otlp-grpc-addr); past it new connections wait to be accepted.
     #[arg(long, env = "ROENTGEN_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
 
-    /// An HTTP connection that moves no byte for this long is closed (idle keep-alive
-    /// connections, clients that stall mid-request).
+    /// A connection (HTTP or gRPC) that moves no byte for this long is closed (idle
+    /// keep-alive connections, clients that stall mid-request).
     #[arg(long, env = "ROENTGEN_IDLE_TIMEOUT", default_value = "120s")]
     idle_timeout: String,
 

@@ -210,21 +210,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     if let Some(listener) = otlp_grpc {
         let otlp = roentgen_server::OtlpIngest::new(ingest.clone(), tenant.clone());
         let stop = cancel.clone().cancelled_owned();
+        let open = state.metrics.http_connections.clone();
         servers.push(match &config.tls {
             Some(certs) => {
                 let tls = TlsListener::new(listener, certs.server_config(&[b"h2"])?)
                     .context("start the OTLP/gRPC TLS listener")?;
+                let tls = LimitedListener::new(tls, config.limits, open);
                 tokio::spawn(async move {
-                    roentgen_server::otlp::serve_grpc_tls(tls, otlp, stop)
+                    roentgen_server::otlp::serve_grpc(tls, otlp, stop)
                         .await
                         .map_err(std::io::Error::other)
                 })
             }
-            None => tokio::spawn(async move {
-                roentgen_server::otlp::serve_grpc(listener, otlp, stop)
-                    .await
-                    .map_err(std::io::Error::other)
-            }),
+            None => {
+                let listener = LimitedListener::new(listener, config.limits, open);
+                tokio::spawn(async move {
+                    roentgen_server::otlp::serve_grpc(listener, otlp, stop)
+                        .await
+                        .map_err(std::io::Error::other)
+                })
+            }
         });
     }
     let udp_thread = match udp_socket {

@@ -1,4 +1,4 @@
-//! Connection limits of the HTTP listeners: how many connections are open at once, and
+//! Connection limits of the HTTP and gRPC listeners: how many connections are open at once, and
 //! how long one may sit without a byte moving either way.
 //!
 //! Past [`Limits::max_connections`] the listener stops accepting until a connection
@@ -8,6 +8,7 @@
 //! are hyper's limits (at most 100 headers, about 400 KiB of request head); bodies are
 //! the API's ([`crate::http::MAX_BODY_BYTES`]).
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -119,5 +120,68 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for Limited<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.io.as_mut().poll_shutdown(cx)
+    }
+}
+
+impl<L> LimitedListener<L>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    /// The connections as tonic's `serve_with_incoming` takes them, under the same
+    /// limits as an HTTP listener's.
+    pub fn into_grpc_incoming(
+        self,
+    ) -> impl futures_core::Stream<Item = Result<GrpcConnection<L::Io>, std::io::Error>> + Send + 'static
+    {
+        futures_util::stream::unfold(self, |mut listener| async move {
+            let (io, remote) = axum::serve::Listener::accept(&mut listener).await;
+            Some((Ok(GrpcConnection { io, remote }), listener))
+        })
+    }
+}
+
+/// A [`Limited`] connection for tonic, which wants to know its peer.
+#[derive(Debug)]
+pub struct GrpcConnection<T> {
+    io: Limited<T>,
+    remote: SocketAddr,
+}
+
+impl<T> tonic::transport::server::Connected for GrpcConnection<T> {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(self.remote),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncRead for GrpcConnection<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncWrite for GrpcConnection<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -137,7 +137,7 @@ impl Metrics {
         let http_connections = Gauge::default();
         registry.register(
             "roentgen_http_connections",
-            "HTTP connections open now (bounded by --max-connections)",
+            "HTTP and gRPC connections open now (bounded by --max-connections per listener)",
             http_connections.clone(),
         );
         registry.register(

@@ -177,44 +177,17 @@ pub(crate) async fn traces(Scoped(state): Scoped, req: Request) -> Response {
     }
 }
 
-/// Serves the gRPC `TraceService` on `listener` until `shutdown` completes.
-pub async fn serve_grpc(
-    listener: tokio::net::TcpListener,
-    otlp: OtlpIngest,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    serve_grpc_incoming(
-        tonic::transport::server::TcpIncoming::from(listener),
-        otlp,
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve_grpc`] over TLS connections (`--tls-cert`).
-pub async fn serve_grpc_tls(
-    listener: crate::tls::TlsListener,
-    otlp: OtlpIngest,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    serve_grpc_incoming(listener.into_incoming(), otlp, shutdown).await
-}
-
-async fn serve_grpc_incoming<I, IO, IE>(
-    incoming: I,
+/// Serves the gRPC `TraceService` on `listener` (plain TCP or TLS, under its connection
+/// limits) until `shutdown` completes.
+pub async fn serve_grpc<L>(
+    listener: crate::limits::LimitedListener<L>,
     otlp: OtlpIngest,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error>
 where
-    I: futures_core::Stream<Item = Result<IO, IE>> + Send + 'static,
-    IO: tokio::io::AsyncRead
-        + tokio::io::AsyncWrite
-        + tonic::transport::server::Connected
-        + Unpin
-        + Send
-        + 'static,
-    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
+    let incoming = listener.into_grpc_incoming();
     let service = roentgen_otlp::grpc::TraceGrpc::new(Arc::new(otlp), MAX_BODY_BYTES);
     tonic::transport::Server::builder()
         .add_service(service)

@@ -186,17 +186,6 @@ impl TlsListener {
             accept_loop,
         })
     }
-
-    /// The connections as tonic's `serve_with_incoming` takes them.
-    pub fn into_incoming(
-        mut self,
-    ) -> impl futures_core::Stream<Item = Result<GrpcTls, std::io::Error>> + Send + 'static {
-        async_stream_like(move |cx| {
-            self.ready
-                .poll_recv(cx)
-                .map(|c| c.map(|(tls, _)| Ok(GrpcTls(tls))))
-        })
-    }
 }
 
 impl Drop for TlsListener {
@@ -220,71 +209,5 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
-    }
-}
-
-/// A stream from a poll function.
-fn async_stream_like<T>(
-    f: impl FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Option<T>> + Send + Unpin + 'static,
-) -> impl futures_core::Stream<Item = T> + Send + 'static {
-    struct PollFn<F>(F);
-    impl<T, F> futures_core::Stream for PollFn<F>
-    where
-        F: FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Option<T>> + Unpin,
-    {
-        type Item = T;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<T>> {
-            (self.0)(cx)
-        }
-    }
-    PollFn(f)
-}
-
-/// A TLS connection for tonic (which wants its `Connected`).
-#[derive(Debug)]
-pub struct GrpcTls(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
-
-impl tonic::transport::server::Connected for GrpcTls {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.0.get_ref().0.connect_info()
-    }
-}
-
-impl tokio::io::AsyncRead for GrpcTls {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for GrpcTls {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
