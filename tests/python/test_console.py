@@ -661,3 +661,89 @@ def test_auto_refresh_draws_new_services_without_a_reload(server, xray, page):
     wait_graph(xray, {"latecomer"})
     expect(page.locator('[data-testid=map-node][data-name="latecomer"]')).to_have_count(1, timeout=25_000)
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
+
+
+@pytest.fixture
+def secured(make_server, tmp_path):
+    from test_auth import KEY_FILE
+
+    path = tmp_path / "keys.toml"
+    path.write_text(KEY_FILE)
+    return make_server(extra_args=["--auth", str(path)])
+
+
+def session_call(srv, path: str, token: str | None, console_header: bool = True):
+    headers = {"Cookie": f"roentgen_session={token}"} if token else {}
+    if console_header:
+        headers["X-Roentgen-Console"] = "1"
+    t = int(time.time())
+    body = json.dumps({"StartTime": t - 3600, "EndTime": t + 60})
+    return http_call(srv.http_url, "POST", path, body, headers)
+
+
+def test_console_signs_in_sees_only_its_tenant_and_signs_out(secured, page, tmp_path):
+    """Under --auth the console asks for an access key, then shows what that key's
+    tenant holds and nothing else. Its cookie is HttpOnly and SameSite=Strict, is
+    refused without the console's header (CSRF), and stops working on sign-out."""
+    from test_auth import KEYS, put
+    from xray_testlib import segment_doc
+
+    mine, theirs = segment_doc(name="team-b-shop"), segment_doc(name="default-shop")
+    put(secured.http_url, KEYS["b_writer"], mine)
+    put(secured.http_url, KEYS["writer"], theirs)
+
+    # Without a session the API refuses the console's calls, as any unsigned call.
+    assert_aws_error(session_call(secured, "/TraceSummaries", None), [403], ["MissingAuthenticationTokenException"])
+
+    page.goto(secured.http_url + "/traces")
+    form = page.get_by_test_id("signin-form")
+    expect(form).to_be_visible()
+    assert page.get_by_test_id("trace-row").count() == 0
+    screenshot(page, "sign-in", tmp_path)
+
+    # A wrong secret is refused, and says so without telling whether the id exists.
+    page.get_by_test_id("signin-key").fill(KEYS["b_reader"][0])
+    page.get_by_test_id("signin-secret").fill("not-the-secret")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin-error")).to_contain_text("is wrong")
+    expect(form).to_be_visible()
+
+    page.get_by_test_id("signin-secret").fill(KEYS["b_reader"][1])
+    page.get_by_test_id("signin-submit").click()
+    expect(form).to_have_count(0)
+    expect(page.get_by_test_id("whoami")).to_contain_text("AKIDBREADER · team-b")
+    rows = page.get_by_test_id("trace-row")
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-id") == mine["trace_id"]
+
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session = cookies["roentgen_session"]
+    assert session["httpOnly"] is True and session["sameSite"] == "Strict", session
+    assert page.evaluate("document.cookie") == "", "a script can read the session cookie"
+    token = session["value"]
+
+    # The cookie works for the API only with the console's header (a forged cross-site
+    # form or fetch cannot add it), and only for its own tenant and role.
+    refused = session_call(secured, "/TraceSummaries", token, console_header=False)
+    assert_aws_error(refused, [403], ["AccessDeniedException"])
+    ok = session_call(secured, "/TraceSummaries", token)
+    assert ok.status == 200, ok.body
+    assert {s["Id"] for s in json.loads(ok.body)["TraceSummaries"]} == {mine["trace_id"]}
+    assert_aws_error(session_call(secured, "/CreateGroup", token), [403], ["AccessDeniedException"])
+
+    page.get_by_test_id("signout").click()
+    expect(form).to_be_visible()
+    assert "roentgen_session" not in {c["name"] for c in page.context.cookies()}
+    # The token is dead on the server too, not only forgotten by the browser.
+    assert_aws_error(session_call(secured, "/TraceSummaries", token), [403], ["ExpiredTokenException"])
+    page.reload()
+    expect(form).to_be_visible()
+
+
+def test_console_without_auth_needs_no_sign_in(server, page):
+    info = http_call(server.http_url, "GET", "/console/session")
+    assert info.status == 200 and json.loads(info.body) == {"AuthRequired": False, "SignedIn": False}
+    page.goto(server.http_url + "/map")
+    expect(page.get_by_test_id("empty")).to_be_visible()
+    assert page.get_by_test_id("signin-form").count() == 0
+    assert page.get_by_test_id("signout").count() == 0

@@ -11,13 +11,33 @@ export class ApiError extends Error {
   }
 }
 
+// Under `roentgen serve --auth` the console signs in with an access key and then calls
+// the API with an HttpOnly session cookie; every call carries this header, which a page
+// on another origin cannot add (the server refuses cookie calls without it).
+const CONSOLE_HEADER = { "x-roentgen-console": "1" };
+
+// The errors that mean "sign in (again)": no session, an expired or signed-out one, or
+// a key that no longer exists.
+const SIGN_IN_ERRORS = new Set([
+  "MissingAuthenticationTokenException",
+  "ExpiredTokenException",
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+]);
+export const SIGN_IN_NEEDED = "roentgen:sign-in-needed";
+
 export async function call<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  return request<T>(path, "POST", body ?? {}, signal);
+}
+
+async function request<T>(path: string, method: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   let resp: Response;
   try {
     resp = await fetch(path, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body ?? {}),
+      method,
+      headers: body === undefined ? CONSOLE_HEADER : { ...CONSOLE_HEADER, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
       signal,
     });
   } catch (e) {
@@ -33,10 +53,25 @@ export async function call<T>(path: string, body: unknown, signal?: AbortSignal)
   }
   if (!resp.ok) {
     const type = String(resp.headers.get("x-amzn-errortype") ?? data.__type ?? "Error").split(":")[0];
+    if (SIGN_IN_ERRORS.has(type) && path !== SESSION) window.dispatchEvent(new Event(SIGN_IN_NEEDED));
     throw new ApiError(type, String(data.message ?? data.Message ?? resp.statusText), resp.status);
   }
   return data as T;
 }
+
+const SESSION = "/console/session";
+export interface SessionInfo {
+  AuthRequired: boolean;
+  SignedIn: boolean;
+  AccessKeyId?: string;
+  Tenant?: string;
+  Role?: string;
+  Expires?: number;
+}
+export const getSession = () => request<SessionInfo>(SESSION, "GET");
+export const signIn = (accessKeyId: string, secretAccessKey: string) =>
+  request<SessionInfo>(SESSION, "POST", { AccessKeyId: accessKeyId, SecretAccessKey: secretAccessKey });
+export const signOut = () => request<SessionInfo>(SESSION, "DELETE");
 
 export interface ErrorStatistics { ThrottleCount?: number; OtherCount?: number; TotalCount?: number }
 export interface FaultStatistics { OtherCount?: number; TotalCount?: number }

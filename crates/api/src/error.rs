@@ -104,11 +104,14 @@ pub enum ErrorCode {
     /// `AccessDeniedException` (403): the key may not call this operation.
     /// Not in the model.
     AccessDenied,
+    /// `ExpiredTokenException` (403): the console session (or security token) has
+    /// expired or was signed out. Not in the model.
+    ExpiredToken,
 }
 
 impl ErrorCode {
     /// Every error code, model errors first.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Throttled,
         ErrorCode::RuleLimitExceeded,
@@ -129,6 +132,7 @@ impl ErrorCode {
         ErrorCode::InvalidSignature,
         ErrorCode::UnrecognizedClient,
         ErrorCode::AccessDenied,
+        ErrorCode::ExpiredToken,
     ];
 
     /// The code as it goes on the wire (`__type` and `x-amzn-ErrorType`).
@@ -154,6 +158,7 @@ impl ErrorCode {
             ErrorCode::InvalidSignature => "InvalidSignatureException",
             ErrorCode::UnrecognizedClient => "UnrecognizedClientException",
             ErrorCode::AccessDenied => "AccessDeniedException",
+            ErrorCode::ExpiredToken => "ExpiredTokenException",
         }
     }
 
@@ -173,7 +178,8 @@ impl ErrorCode {
             ErrorCode::MissingAuthenticationToken
             | ErrorCode::InvalidSignature
             | ErrorCode::UnrecognizedClient
-            | ErrorCode::AccessDenied => 403,
+            | ErrorCode::AccessDenied
+            | ErrorCode::ExpiredToken => 403,
             ErrorCode::ResourceNotFound | ErrorCode::UnknownOperation => 404,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Throttled => 429,

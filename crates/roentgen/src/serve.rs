@@ -144,6 +144,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         sampling: Arc::new(Sampling::default()),
         auth: config.auth.clone().map_or(Auth::Open, Auth::Keys),
         tenant_sampling: Arc::default(),
+        sessions: Arc::new(roentgen_server::session::Sessions::new(
+            config.tls.is_some(),
+        )),
     };
     if let Some(keys) = &config.auth {
         info!(

@@ -240,6 +240,32 @@ impl Keys {
         self.by_id.len()
     }
 
+    /// The caller of `id` if `secret` is its secret (compared in constant time; an
+    /// unknown id costs the same comparison).
+    pub fn check_secret(&self, id: &str, secret: &str) -> Option<Caller> {
+        let key = self.by_id.get(id);
+        let expected = key.map_or(secret.as_bytes(), |k| k.secret.as_bytes());
+        let same = bool::from(expected.ct_eq(secret.as_bytes()));
+        match key {
+            Some(_) if same => self.caller_of(id),
+            _ => None,
+        }
+    }
+
+    /// The caller a key acts as.
+    pub fn caller_of(&self, id: &str) -> Option<Caller> {
+        self.by_id.get(id).map(|k| Caller {
+            key_id: id.to_string(),
+            tenant: k.tenant.clone(),
+            role: k.role,
+        })
+    }
+
+    /// A key's secret.
+    pub(crate) fn secret_of(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(|k| k.secret.as_str())
+    }
+
     /// True when there are none (a parsed file always has some).
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()

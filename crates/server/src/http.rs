@@ -54,6 +54,8 @@ pub struct AppState {
     pub tenant_sampling: Arc<crate::sampling::TenantSampling>,
     /// Sampling quotas and statistics, shared by every listener.
     pub sampling: Arc<crate::sampling::Sampling>,
+    /// Console sessions (under `--auth`).
+    pub sessions: Arc<crate::session::Sessions>,
 }
 
 /// How a listener authenticates requests.
@@ -193,6 +195,12 @@ pub fn router(state: AppState) -> Router {
             post(crate::sampling::get_sampling_statistic_summaries),
         )
         .route("/v1/traces", post(crate::otlp::traces))
+        .route(
+            crate::session::PATH,
+            get(crate::session::info)
+                .post(crate::session::sign_in)
+                .delete(crate::session::sign_out),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(unknown_operation)
@@ -231,6 +239,7 @@ fn operation_of(path: &str) -> &'static str {
         "/v1/traces" => "OtlpExport",
         "/healthz" => "healthz",
         "/metrics" => "metrics",
+        crate::session::PATH => "ConsoleSession",
         p if crate::console::is_console_path(p) => "console",
         _ => "other",
     }
@@ -281,6 +290,39 @@ async fn authenticate(
         }
         Auth::Keys(keys) => Arc::clone(keys),
     };
+    // The console signs in and out without a signature; a cookie stands in for one.
+    let signed = req.headers().contains_key(header::AUTHORIZATION)
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature="));
+    let path = req.uri().path();
+    if !signed
+        && (path == crate::session::PATH || crate::session::token_of(req.headers()).is_some())
+    {
+        if !crate::session::has_csrf_header(req.headers()) {
+            return refuse(crate::session::csrf_refusal());
+        }
+        if path == crate::session::PATH {
+            return next.run(req).await;
+        }
+        let caller = match crate::session::token_of(req.headers()).map(|token| {
+            state
+                .sessions
+                .check(&keys, &token, SystemTime::now())
+                .map(|s| s.caller)
+        }) {
+            Some(Ok(caller)) => caller,
+            Some(Err(e)) => return refuse(e),
+            None => return refuse(crate::session::csrf_refusal()),
+        };
+        if let Err(e) = allowed(&caller, path) {
+            return refuse(e);
+        }
+        let mut req = req;
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
     let (mut parts, body) = req.into_parts();
     // The signature covers the body: read it whole, within the body limit.
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {

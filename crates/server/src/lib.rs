@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod otlp;
 pub mod sampling;
+pub mod session;
 pub mod tls;
 pub mod udp;
 

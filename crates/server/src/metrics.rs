@@ -92,12 +92,13 @@ pub struct CodeLabels {
 }
 
 /// Every code an authentication failure is counted under.
-pub const AUTH_FAILURE_CODES: [roentgen_api::ErrorCode; 6] = [
+pub const AUTH_FAILURE_CODES: [roentgen_api::ErrorCode; 7] = [
     roentgen_api::ErrorCode::MissingAuthenticationToken,
     roentgen_api::ErrorCode::IncompleteSignature,
     roentgen_api::ErrorCode::InvalidSignature,
     roentgen_api::ErrorCode::UnrecognizedClient,
     roentgen_api::ErrorCode::AccessDenied,
+    roentgen_api::ErrorCode::ExpiredToken,
     roentgen_api::ErrorCode::PayloadTooLarge,
 ];
 
