@@ -470,6 +470,11 @@ mod tests {
                 "AccessDeniedException",
                 403,
             ),
+            (
+                ApiError::new(ErrorCode::ExpiredToken, "m"),
+                "ExpiredTokenException",
+                403,
+            ),
         ];
         assert_eq!(cases.len(), ErrorCode::ALL.len());
         for (err, code, status) in cases {
