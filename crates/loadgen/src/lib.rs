@@ -54,9 +54,10 @@ pub struct Load {
 }
 
 impl Load {
-    /// Pre-built datagrams (at most 200,000 distinct ones, reused round-robin), all of
-    /// the same length (documents end in JSON whitespace where needed), so the sender
-    /// can hand the kernel many at once with UDP segmentation offload.
+    /// Pre-built datagrams (at most 200,000, reused round-robin with a fresh trace id
+    /// on each pass: see [`send`]), all of the same length (documents end in JSON
+    /// whitespace where needed), so the sender can hand the kernel many at once with
+    /// UDP segmentation offload.
     pub fn datagrams(&self) -> Vec<Vec<u8>> {
         let total = self.rate * self.duration.as_secs().max(1);
         let unique = total.clamp(1, 200_000);
@@ -81,6 +82,24 @@ impl Load {
             d.resize(longest, b' ');
         }
         grams
+    }
+}
+
+/// Where, in a datagram of [`Load::datagrams`], the eight hex digits of the trace id
+/// that are zero in the built datagram and carry the pass number when sent.
+const PASS_DIGITS: usize = HEADER.len() + 1 + r#"{"trace_id":"1-"#.len() + 8 + 1 + 8;
+
+/// Writes the pass number into a datagram's trace id, so that every pass over the
+/// pre-built datagrams sends new traces instead of the same ones again.
+fn stamp_pass(datagram: &mut [u8], pass: u64) {
+    if pass == 0 {
+        return;
+    }
+    if let Some(digits) = datagram.get_mut(PASS_DIGITS..PASS_DIGITS + 8) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (k, d) in digits.iter_mut().enumerate() {
+            *d = HEX[((pass >> (28 - 4 * k)) & 0xf) as usize];
+        }
     }
 }
 
@@ -141,7 +160,9 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
                 let n = ((due - i) as usize).min(per_gso);
                 staging.clear();
                 for k in 0..n as u64 {
+                    let at = staging.len();
                     staging.extend_from_slice(&datagrams[((i + k) % unique) as usize]);
+                    stamp_pass(&mut staging[at..], (i + k) / unique);
                 }
                 let segment = len as u16;
                 let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&segment)];
@@ -164,9 +185,14 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
                 continue;
             }
             let n = ((due - i) as usize).min(BATCH);
-            let iovs: Vec<[IoSlice<'_>; 1]> = (0..n as u64)
-                .map(|k| [IoSlice::new(&datagrams[((i + k) % unique) as usize])])
+            let copies: Vec<Vec<u8>> = (0..n as u64)
+                .map(|k| {
+                    let mut d = datagrams[((i + k) % unique) as usize].clone();
+                    stamp_pass(&mut d, (i + k) / unique);
+                    d
+                })
                 .collect();
+            let iovs: Vec<[IoSlice<'_>; 1]> = copies.iter().map(|d| [IoSlice::new(d)]).collect();
             match sendmmsg(
                 fd,
                 &mut headers,
@@ -301,5 +327,45 @@ impl Sink {
     /// Documents received so far.
     pub fn documents(&self) -> u64 {
         self.counts.documents.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace_id(datagram: &[u8]) -> String {
+        let doc = &datagram[HEADER.len() + 1..];
+        let v: serde_json::Value = serde_json::from_slice(doc).expect("document is JSON");
+        v["trace_id"].as_str().expect("trace_id").to_string()
+    }
+
+    #[test]
+    fn each_pass_sends_new_trace_ids_in_valid_documents() {
+        let load = Load {
+            rate: 10,
+            duration: Duration::from_secs(1),
+            segments_per_trace: 5,
+            size: 0,
+        };
+        let grams = load.datagrams();
+        let first = trace_id(&grams[0]);
+        assert_eq!(
+            &grams[0][PASS_DIGITS..PASS_DIGITS + 8],
+            b"00000000",
+            "{first}"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for pass in [0, 1, 2, 0xdead_beef] {
+            let mut d = grams[0].clone();
+            stamp_pass(&mut d, pass);
+            let id = trace_id(&d);
+            assert_eq!(id.len(), first.len());
+            assert!(seen.insert(id.clone()), "pass {pass} repeats {id}");
+            // The same trace for every segment of it within a pass.
+            let mut child = grams[1].clone();
+            stamp_pass(&mut child, pass);
+            assert_eq!(trace_id(&child), id);
+        }
     }
 }
