@@ -650,7 +650,7 @@ pub fn verify(keys: &Keys, req: &SignedRequest<'_>, now: SystemTime) -> Result<C
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_credential_types::Credentials;
     use aws_sigv4::http_request::{
@@ -659,7 +659,8 @@ mod tests {
     use aws_sigv4::sign::v4;
     use axum::http::{HeaderName, HeaderValue};
 
-    const FILE: &str = r#"
+    /// A key file of an admin key and a `read` key of tenant `team-b`.
+    pub(crate) const FILE: &str = r#"
 [[keys]]
 id = "AKIDADMIN"
 secret = "admin/secret"

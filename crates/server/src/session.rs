@@ -372,18 +372,7 @@ pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) 
 mod tests {
     use super::*;
 
-    const FILE: &str = r#"
-[[keys]]
-id = "AKIDADMIN"
-secret = "admin/secret"
-role = "admin"
-
-[[keys]]
-id = "AKIDB"
-secret = "b/secret"
-tenant = "team-b"
-role = "read"
-"#;
+    use crate::auth::tests::FILE;
 
     fn key_file(text: &str) -> Keys {
         Keys::parse(text, "keys.toml").expect("test key file parses")
@@ -400,9 +389,9 @@ role = "read"
         let keys = key_file(FILE);
         let sessions = Sessions::new(false);
         let s = sessions
-            .sign_in(&keys, "AKIDB", "b/secret", at(NOW))
+            .sign_in(&keys, "AKIDREADER", "reader/secret", at(NOW))
             .expect("right pair signs in");
-        assert_eq!(s.caller.key_id, "AKIDB");
+        assert_eq!(s.caller.key_id, "AKIDREADER");
         assert_eq!(s.caller.tenant.as_str(), "team-b");
         let checked = sessions
             .check(&keys, &s.token, at(NOW + 60))
@@ -419,13 +408,17 @@ role = "read"
     fn wrong_pairs_and_forged_tokens_are_refused_alike() {
         let keys = key_file(FILE);
         let sessions = Sessions::new(false);
-        for (id, secret) in [("AKIDB", "wrong"), ("AKIDNONE", "b/secret"), ("", "")] {
+        for (id, secret) in [
+            ("AKIDREADER", "wrong"),
+            ("AKIDNONE", "reader/secret"),
+            ("", ""),
+        ] {
             let e = sessions.sign_in(&keys, id, secret, at(NOW)).unwrap_err();
             assert_eq!(e.kind(), ErrorCode::UnrecognizedClient);
             assert_eq!(e.message(), invalid().message());
         }
         let s = sessions
-            .sign_in(&keys, "AKIDB", "b/secret", at(NOW))
+            .sign_in(&keys, "AKIDREADER", "reader/secret", at(NOW))
             .expect("signs in");
         let mut parts: Vec<&str> = s.token.split('.').collect();
         // Another key id, a later expiry, a changed tag: none verifies.
@@ -437,11 +430,11 @@ role = "read"
             assert!(sessions.check(&keys, &forged, at(NOW)).is_err(), "{forged}");
             parts[i] = kept;
         }
-        for junk in ["", "a.b.c", "a.b.c.d.e", "AKIDB.x.y.zz"] {
+        for junk in ["", "a.b.c", "a.b.c.d.e", "AKIDREADER.x.y.zz"] {
             assert!(sessions.check(&keys, junk, at(NOW)).is_err(), "{junk}");
         }
         // A new secret for the key ends its sessions.
-        let rotated = key_file(&FILE.replace("b/secret", "b/rotated"));
+        let rotated = key_file(&FILE.replace("reader/secret", "reader/rotated"));
         assert!(sessions.check(&rotated, &s.token, at(NOW)).is_err());
     }
 
