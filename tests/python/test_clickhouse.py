@@ -200,6 +200,14 @@ def test_shard_restart_loses_nothing_acknowledged(make_server):
 
     poll(all_there, f"all {len(by_trace)} acknowledged traces", timeout=60)
     assert sum(local_rows(db, "docs")) >= len(acked)
+    # The store's own counters on /metrics: what it inserted and derived, and the
+    # outage as failed attempts on the stopped shard.
+    m = a.metrics()
+    assert m.get("roentgen_clickhouse_documents_inserted_total", 0) >= len(acked), m
+    assert m.get("roentgen_clickhouse_write_batches_total", 0) > 0, m
+    assert m.get("roentgen_clickhouse_traces_derived_total", 0) > 0, m
+    assert m.get("roentgen_clickhouse_attempt_failures_total", 0) > 0, m
+    assert "roentgen_clickhouse_statement_failures_total" in m, m
 
 
 def test_retention_drops_old_partitions_on_every_shard(make_server):

@@ -125,7 +125,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         info!(listener = "otlp-grpc", addr = %g.local_addr()?, "listening");
     }
 
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    metrics.register_store(Arc::clone(&store));
+    let metrics = Arc::new(metrics);
     let (ingest, writer) = Ingest::start(
         Arc::clone(&store),
         Arc::clone(&metrics),

@@ -303,11 +303,42 @@ impl Metrics {
             .inc();
     }
 
+    /// Adds the store's own counters ([`roentgen_store::Store::counters`]), read at
+    /// every scrape.
+    pub fn register_store(&mut self, store: std::sync::Arc<dyn roentgen_store::Store>) {
+        self.registry
+            .register_collector(Box::new(StoreCollector(store)));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Reads the store's counters at scrape time.
+struct StoreCollector(std::sync::Arc<dyn roentgen_store::Store>);
+
+impl std::fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCollector").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for StoreCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        for c in self.0.counters() {
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(c.value);
+            let metric = encoder.encode_descriptor(c.name, c.help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
     }
 }

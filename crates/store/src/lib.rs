@@ -485,4 +485,20 @@ pub trait Store: Send + Sync + 'static {
     /// Drops every day partition that ends before `epoch_seconds`; returns the days
     /// dropped (as `YYYYMMDD`).
     async fn drop_before(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError>;
+
+    /// The store's own counters, read at every `/metrics` scrape.
+    fn counters(&self) -> Vec<StoreCounter> {
+        Vec::new()
+    }
+}
+
+/// A monotonic counter a store keeps about its own work (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreCounter {
+    /// The metric's name without the `_total` suffix, e.g. `roentgen_clickhouse_inserts`.
+    pub name: &'static str,
+    /// What it counts.
+    pub help: &'static str,
+    /// The count so far.
+    pub value: u64,
 }

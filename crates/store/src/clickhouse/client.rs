@@ -7,6 +7,7 @@
 //! sent that an old server would refuse (the crate asks for settings 18.16 does not
 //! know unless validation is turned off).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::StoreError;
@@ -151,6 +152,17 @@ pub(crate) struct Client {
     config: ClickHouseConfig,
     /// Settings sent with every statement (`&name=value`).
     settings: String,
+    failures: std::sync::Arc<Failures>,
+}
+
+/// How statements failed, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    /// Attempts that failed transiently on one host (each followed by another attempt
+    /// on the next host or after a pause, or by giving up).
+    pub(crate) transient: std::sync::atomic::AtomicU64,
+    /// Statements that failed for good: refused by ClickHouse, or out of attempts.
+    pub(crate) statements: std::sync::atomic::AtomicU64,
 }
 
 /// A statement's failure, classified.
@@ -173,7 +185,13 @@ impl Client {
             http,
             config,
             settings: String::new(),
+            failures: std::sync::Arc::default(),
         })
+    }
+
+    /// How statements failed so far.
+    pub(crate) fn failures(&self) -> &Failures {
+        &self.failures
     }
 
     pub(crate) fn config(&self) -> &ClickHouseConfig {
@@ -271,8 +289,12 @@ impl Client {
                         );
                         return Ok(t);
                     }
-                    Err(Failure::Permanent(m)) => return Err(StoreError::ClickHouse(m)),
+                    Err(Failure::Permanent(m)) => {
+                        self.failures.statements.fetch_add(1, Ordering::Relaxed);
+                        return Err(StoreError::ClickHouse(m));
+                    }
                     Err(Failure::Transient(m)) => {
+                        self.failures.transient.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%host, attempt, "clickhouse statement failed: {m}");
                         last = format!("{host}: {m}");
                     }
@@ -283,6 +305,7 @@ impl Client {
                 backoff *= 2;
             }
         }
+        self.failures.statements.fetch_add(1, Ordering::Relaxed);
         Err(StoreError::Unavailable(last))
     }
 

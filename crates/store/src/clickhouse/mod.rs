@@ -73,12 +73,12 @@ enum DeriveMsg {
     Flush(oneshot::Sender<()>),
 }
 
-/// Counters of the ClickHouse store (read by the server for `/metrics`).
+/// Counters of the ClickHouse store (on `/metrics` through [`Store::counters`]).
 #[derive(Debug, Default)]
 pub struct ClickHouseCounters {
     /// Documents inserted.
     pub documents: AtomicU64,
-    /// Insert statements that succeeded.
+    /// Write batches inserted (marks and documents).
     pub inserts: AtomicU64,
     /// Traces derived.
     pub derived: AtomicU64,
@@ -1393,5 +1393,43 @@ impl Store for ClickHouseStore {
         // finished first.
         self.flush_deriver().await?;
         self.drop_partitions(epoch_seconds).await
+    }
+
+    fn counters(&self) -> Vec<crate::StoreCounter> {
+        let c = &self.inner.counters;
+        let f = self.inner.client.failures();
+        let read = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_documents_inserted",
+                help: "Documents inserted into ClickHouse",
+                value: read(&c.documents),
+            },
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_write_batches",
+                help: "Write batches ClickHouse acknowledged (marks and documents)",
+                value: read(&c.inserts),
+            },
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_traces_derived",
+                help: "Trace summaries derived and inserted",
+                value: read(&c.derived),
+            },
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_derive_failures",
+                help: "Derivation rounds that failed after their retries (their marks stay; the next start derives them)",
+                value: read(&c.derive_failures),
+            },
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_attempt_failures",
+                help: "Statement attempts that failed transiently on one host (retried, or failed over)",
+                value: read(&f.transient),
+            },
+            crate::StoreCounter {
+                name: "roentgen_clickhouse_statement_failures",
+                help: "Statements that failed for good (refused, or out of attempts)",
+                value: read(&f.statements),
+            },
+        ]
     }
 }
