@@ -330,6 +330,33 @@ impl Document {
         })
     }
 
+    /// [`Document::parse`] for a document built in this process as a JSON value and
+    /// written out as `raw` (OTLP conversion): the typed view is read from `value`
+    /// instead of lexing the text again. The same checks apply; when they fail, the
+    /// text is parsed to name the field, so the error is the one `parse` gives.
+    pub fn from_value(raw: String, value: &serde_json::Value) -> Result<Self, DocumentError> {
+        if raw.len() > MAX_DOCUMENT_BYTES {
+            return Err(DocumentError::TooLarge {
+                size: raw.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        // Deeper than the text parser goes (it refuses past 128 levels): let it judge.
+        if !nesting_within(value, 120) {
+            return Self::parse(raw);
+        }
+        let Ok(segment) = Segment::deserialize(value) else {
+            return Self::parse(raw);
+        };
+        let (trace_id, id) = validate(&segment)?;
+        Ok(Self {
+            raw,
+            segment,
+            trace_id,
+            id,
+        })
+    }
+
     /// The JSON exactly as it was sent.
     pub fn raw(&self) -> &str {
         &self.raw
@@ -363,6 +390,17 @@ impl Document {
     /// True while the (sub)segment is still in progress.
     pub fn in_progress(&self) -> bool {
         self.segment.in_progress && self.segment.end_time.is_none()
+    }
+}
+
+/// Whether arrays and objects in `value` nest at most `levels` deep.
+fn nesting_within(value: &serde_json::Value, levels: usize) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Array(_) | Value::Object(_) if levels == 0 => false,
+        Value::Array(items) => items.iter().all(|v| nesting_within(v, levels - 1)),
+        Value::Object(map) => map.values().all(|v| nesting_within(v, levels - 1)),
+        _ => true,
     }
 }
 

@@ -413,3 +413,37 @@ fn histogram_buckets_are_two_significant_digits() {
     assert_eq!(histogram_bucket(0.150), 150);
     assert_eq!(histogram_bucket(-1.0), 0);
 }
+
+#[test]
+fn from_value_judges_like_parse() {
+    let with = |fields: &str| doc(&format!(r#""name":"web",{BASE},"end_time":2.0{fields}"#));
+    let deep = |levels: usize| {
+        with(&format!(
+            r#","metadata":{{"default":{{"a":{}{}}}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        ))
+    };
+    let cases = [
+        with(""),
+        with(r#","annotations":{"k":1,"b":true,"s":"x"}"#),
+        with(r#","http":{"request":{"method":"GET"},"response":{"status":500}},"fault":true"#),
+        with(r#","start_time":"soon""#),
+        with(r#","http":{"response":{"status":"500"}}"#),
+        with(r#","subsegments":[{"id":"zz","name":"x","start_time":1}]"#),
+        with(r#","annotations":{"bad key!":1}"#),
+        with(r#","aws":{"operation":7}"#),
+        r#"{"name":"x"}"#.to_string(),
+        deep(100),
+        deep(124),
+    ];
+    let mut accepted = 0;
+    for text in cases {
+        let value: serde_json::Value = serde_json::from_str(&text).expect("the case is JSON");
+        let written = value.to_string();
+        let parsed = Document::parse(written.clone());
+        accepted += usize::from(parsed.is_ok());
+        assert_eq!(Document::from_value(written, &value), parsed, "{text}");
+    }
+    assert!(accepted >= 3, "the cases must include accepted documents");
+}

@@ -12,7 +12,8 @@
 //!   **embedded** in its parent's document, as X-Ray SDKs send them; otherwise (or when
 //!   the document would pass 64 kB, 50 annotations or the nesting limit) it is sent as
 //!   an independent subsegment (`type: subsegment`, `parent_id`).
-//! * Every document goes through [`Document::parse`], the validation that UDP and
+//! * Every document goes through [`Document::from_value`] ([`Document::parse`]'s checks
+//!   on the value the text was written from), the validation that UDP and
 //!   `PutTraceSegments` documents go through; spans of a document that fails it are
 //!   rejected with its error code.
 
@@ -1035,10 +1036,11 @@ impl Assembler<'_> {
             Value::String(crate::ids::trace_id_text(&e.trace)),
         );
         let mut out = Vec::with_capacity(b.size + b.size / 4 + 256);
+        let value = Value::Object(b.value);
         // Writing a `Value` into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &Value::Object(b.value));
+        let _ = serde_json::to_writer(&mut out, &value);
         let text = String::from_utf8(out).unwrap_or_default();
-        match Document::parse(text) {
+        match Document::from_value(text, &value) {
             Ok(document) => self.batch.documents.push(Converted {
                 document,
                 spans: b.spans,
