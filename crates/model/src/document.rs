@@ -314,20 +314,9 @@ impl Document {
     /// Parses and validates one document.
     pub fn parse(raw: impl Into<String>) -> Result<Self, DocumentError> {
         let raw = raw.into();
-        if raw.len() > MAX_DOCUMENT_BYTES {
-            return Err(DocumentError::TooLarge {
-                size: raw.len(),
-                limit: MAX_DOCUMENT_BYTES,
-            });
-        }
+        check_size(&raw)?;
         let segment = parse_segment(&raw)?;
-        let (trace_id, id) = validate(&segment)?;
-        Ok(Self {
-            raw,
-            segment,
-            trace_id,
-            id,
-        })
+        Self::validated(raw, segment)
     }
 
     /// [`Document::parse`] for a document built in this process as a JSON value and
@@ -335,19 +324,18 @@ impl Document {
     /// instead of lexing the text again. The same checks apply; when they fail, the
     /// text is parsed to name the field, so the error is the one `parse` gives.
     pub fn from_value(raw: String, value: &serde_json::Value) -> Result<Self, DocumentError> {
-        if raw.len() > MAX_DOCUMENT_BYTES {
-            return Err(DocumentError::TooLarge {
-                size: raw.len(),
-                limit: MAX_DOCUMENT_BYTES,
-            });
-        }
+        check_size(&raw)?;
         // Deeper than the text parser goes (it refuses past 128 levels): let it judge.
         if !nesting_within(value, 120) {
             return Self::parse(raw);
         }
-        let Ok(segment) = Segment::deserialize(value) else {
-            return Self::parse(raw);
-        };
+        match Segment::deserialize(value) {
+            Ok(segment) => Self::validated(raw, segment),
+            Err(_) => Self::parse(raw),
+        }
+    }
+
+    fn validated(raw: String, segment: Segment) -> Result<Self, DocumentError> {
         let (trace_id, id) = validate(&segment)?;
         Ok(Self {
             raw,
@@ -391,6 +379,16 @@ impl Document {
     pub fn in_progress(&self) -> bool {
         self.segment.in_progress && self.segment.end_time.is_none()
     }
+}
+
+fn check_size(raw: &str) -> Result<(), DocumentError> {
+    if raw.len() > MAX_DOCUMENT_BYTES {
+        return Err(DocumentError::TooLarge {
+            size: raw.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Whether arrays and objects in `value` nest at most `levels` deep.

@@ -1398,38 +1398,42 @@ impl Store for ClickHouseStore {
     fn counters(&self) -> Vec<crate::StoreCounter> {
         let c = &self.inner.counters;
         let f = self.inner.client.failures();
-        let read = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counter = |name, help, value: &AtomicU64| crate::StoreCounter {
+            name,
+            help,
+            value: value.load(Ordering::Relaxed),
+        };
         vec![
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_documents_inserted",
-                help: "Documents inserted into ClickHouse",
-                value: read(&c.documents),
-            },
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_write_batches",
-                help: "Write batches ClickHouse acknowledged (marks and documents)",
-                value: read(&c.inserts),
-            },
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_traces_derived",
-                help: "Trace summaries derived and inserted",
-                value: read(&c.derived),
-            },
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_derive_failures",
-                help: "Derivation rounds that failed after their retries (their marks stay; the next start derives them)",
-                value: read(&c.derive_failures),
-            },
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_attempt_failures",
-                help: "Statement attempts that failed transiently on one host (retried, or failed over)",
-                value: read(&f.transient),
-            },
-            crate::StoreCounter {
-                name: "roentgen_clickhouse_statement_failures",
-                help: "Statements that failed for good (refused, or out of attempts)",
-                value: read(&f.statements),
-            },
+            counter(
+                "roentgen_clickhouse_documents_inserted",
+                "Documents inserted into ClickHouse",
+                &c.documents,
+            ),
+            counter(
+                "roentgen_clickhouse_write_batches",
+                "Write batches ClickHouse acknowledged (marks and documents)",
+                &c.inserts,
+            ),
+            counter(
+                "roentgen_clickhouse_traces_derived",
+                "Trace summaries derived and inserted",
+                &c.derived,
+            ),
+            counter(
+                "roentgen_clickhouse_derive_failures",
+                "Derivation rounds that failed after their retries (their marks stay; the next start derives them)",
+                &c.derive_failures,
+            ),
+            counter(
+                "roentgen_clickhouse_attempt_failures",
+                "Statement attempts that failed transiently on one host (retried, or failed over)",
+                &f.transient,
+            ),
+            counter(
+                "roentgen_clickhouse_statement_failures",
+                "Statements that failed for good (refused, or out of attempts)",
+                &f.statements,
+            ),
         ]
     }
 }
