@@ -350,7 +350,8 @@ pub(crate) struct ServeArgs {
     /// `xray`, any region) by one of the keys, and acts only on its key's tenant within
     /// its role (read, write or admin). The --tcp-addr port, like the X-Ray daemon's
     /// proxy, takes unsigned requests as a `write` caller of --tenant; UDP and OTLP/gRPC
-    /// carry no credentials and write to --tenant.
+    /// carry no credentials and write to --tenant. The web console signs in with one of
+    /// the keys and then calls the API with an HttpOnly session cookie.
     #[arg(long, env = "ROENTGEN_AUTH")]
     auth: Option<PathBuf>,
 

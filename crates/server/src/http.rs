@@ -297,24 +297,22 @@ async fn authenticate(
             .query()
             .is_some_and(|q| q.contains("X-Amz-Signature="));
     let path = req.uri().path();
-    if !signed
-        && (path == crate::session::PATH || crate::session::token_of(req.headers()).is_some())
-    {
+    let token = if signed {
+        None
+    } else {
+        crate::session::token_of(req.headers())
+    };
+    if !signed && (path == crate::session::PATH || token.is_some()) {
         if !crate::session::has_csrf_header(req.headers()) {
             return refuse(crate::session::csrf_refusal());
         }
-        if path == crate::session::PATH {
+        // Sign-in and sign-out: their handlers judge the key pair or the cookie.
+        let Some(token) = token.filter(|_| path != crate::session::PATH) else {
             return next.run(req).await;
-        }
-        let caller = match crate::session::token_of(req.headers()).map(|token| {
-            state
-                .sessions
-                .check(&keys, &token, SystemTime::now())
-                .map(|s| s.caller)
-        }) {
-            Some(Ok(caller)) => caller,
-            Some(Err(e)) => return refuse(e),
-            None => return refuse(crate::session::csrf_refusal()),
+        };
+        let caller = match state.sessions.check(&keys, &token, SystemTime::now()) {
+            Ok(session) => session.caller,
+            Err(e) => return refuse(e),
         };
         if let Err(e) = allowed(&caller, path) {
             return refuse(e);
