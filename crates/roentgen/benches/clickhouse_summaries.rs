@@ -26,7 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use roentgen_model::{Document, derive};
 use roentgen_store::StoredSummary;
 use roentgen_store::clickhouse::{ClickHouseConfig, ClickHouseStore};
-use util::env_or;
+use util::{env_or, get_trace_summaries as query};
 
 const TEMPLATE_ID: &str = "1-5f000000-aaaaaaaaaaaaaaaaaaaaaaaa";
 
@@ -59,41 +59,6 @@ fn template(fault: bool) -> String {
         updated_at: 1_593_835_521.0,
     })
     .expect("json")
-}
-
-fn query(
-    http: &str,
-    start: u64,
-    end: u64,
-    filter: Option<&str>,
-    all_pages: bool,
-) -> (usize, usize, f64) {
-    let client = reqwest::blocking::Client::new();
-    let mut token: Option<String> = None;
-    let (mut found, mut pages) = (0, 0);
-    let t = Instant::now();
-    loop {
-        let mut req = serde_json::json!({ "StartTime": start, "EndTime": end });
-        if let Some(f) = filter {
-            req["FilterExpression"] = serde_json::json!(f);
-        }
-        if let Some(tok) = &token {
-            req["NextToken"] = serde_json::json!(tok);
-        }
-        let body: serde_json::Value = client
-            .post(format!("http://{http}/TraceSummaries"))
-            .body(req.to_string())
-            .send()
-            .and_then(|r| r.json())
-            .expect("GetTraceSummaries");
-        pages += 1;
-        found += body["TraceSummaries"].as_array().map_or(0, Vec::len);
-        match body.get("NextToken").and_then(|v| v.as_str()) {
-            Some(next) if all_pages => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
-    (found, pages, t.elapsed().as_secs_f64())
 }
 
 /// `concat(…)` of the template with the trace id and service name put in per row.

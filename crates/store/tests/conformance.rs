@@ -614,27 +614,6 @@ where
     rt.block_on(scenario(store));
 }
 
-macro_rules! embedded {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[test] fn $name() { super::run(super::$name); } )*
-        }
-    };
-}
-
-embedded!(
-    write_then_read_verbatim,
-    late_segments_join_their_trace,
-    in_progress_then_complete_bumps_revision,
-    paging_visits_every_trace_once_newest_first,
-    filter_expressions_narrow_and_match,
-    tenants_are_isolated,
-    rollups_are_exact_in_any_order,
-    hour_rollups_match_minute_rollups,
-    retention_drops_whole_days,
-    config_records,
-);
-
 /// The ClickHouse servers the tests use: (shard 1 URL, shard 2 URL, cluster), or why
 /// there are none.
 fn clickhouse_env() -> Result<(String, Option<(String, String)>), String> {
@@ -708,32 +687,23 @@ where
     }
 }
 
-macro_rules! clickhouse {
-    ($module:ident, $cluster:expr, $($name:ident),* $(,)?) => {
-        mod $module {
-            $( #[test] fn $name() { super::run_clickhouse(super::$name, $cluster); } )*
+/// Every scenario, run against each store: the embedded one, one ClickHouse server,
+/// and a two-shard ClickHouse cluster. One list, so no store can miss a scenario.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::run(super::$name); } )*
+        }
+        mod clickhouse {
+            $( #[test] fn $name() { super::run_clickhouse(super::$name, false); } )*
+        }
+        mod clickhouse_cluster {
+            $( #[test] fn $name() { super::run_clickhouse(super::$name, true); } )*
         }
     };
 }
 
-clickhouse!(
-    clickhouse,
-    false,
-    write_then_read_verbatim,
-    late_segments_join_their_trace,
-    in_progress_then_complete_bumps_revision,
-    paging_visits_every_trace_once_newest_first,
-    filter_expressions_narrow_and_match,
-    tenants_are_isolated,
-    rollups_are_exact_in_any_order,
-    hour_rollups_match_minute_rollups,
-    retention_drops_whole_days,
-    config_records,
-);
-
-clickhouse!(
-    clickhouse_cluster,
-    true,
+scenarios!(
     write_then_read_verbatim,
     late_segments_join_their_trace,
     in_progress_then_complete_bumps_revision,

@@ -484,3 +484,40 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Calls `GetTraceSummaries` over `[start, end]` with `filter`, following `NextToken`
+/// to the end when `all_pages`: (summaries, pages, seconds).
+pub fn get_trace_summaries(
+    http: &str,
+    start: u64,
+    end: u64,
+    filter: Option<&str>,
+    all_pages: bool,
+) -> (usize, usize, f64) {
+    let client = reqwest::blocking::Client::new();
+    let mut token: Option<String> = None;
+    let (mut found, mut pages) = (0, 0);
+    let t = Instant::now();
+    loop {
+        let mut req = serde_json::json!({ "StartTime": start, "EndTime": end });
+        if let Some(f) = filter {
+            req["FilterExpression"] = serde_json::json!(f);
+        }
+        if let Some(tok) = &token {
+            req["NextToken"] = serde_json::json!(tok);
+        }
+        let body: serde_json::Value = client
+            .post(format!("http://{http}/TraceSummaries"))
+            .body(req.to_string())
+            .send()
+            .and_then(|r| r.json())
+            .expect("GetTraceSummaries");
+        pages += 1;
+        found += body["TraceSummaries"].as_array().map_or(0, Vec::len);
+        match body.get("NextToken").and_then(|v| v.as_str()) {
+            Some(next) if all_pages => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    (found, pages, t.elapsed().as_secs_f64())
+}
