@@ -171,70 +171,54 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
 
     let cancel = CancellationToken::new();
     let mut servers = Vec::new();
-    let limited =
-        |l| LimitedListener::new(l, config.limits, state.metrics.http_connections.clone());
-    match &config.tls {
-        None => {
-            let app = router(state.clone());
-            let stop = cancel.clone();
-            let http = limited(http);
-            servers.push(tokio::spawn(async move {
-                axum::serve(http, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }));
-        }
+    // Every listener holds to --max-connections and --idle-timeout on its own; the
+    // gauge counts them all.
+    let open = || state.metrics.http_connections.clone();
+    let http_server = match &config.tls {
+        None => serve_http(
+            LimitedListener::new(http, config.limits, open()),
+            router(state.clone()),
+            &cancel,
+        ),
         Some(certs) => {
             let tls = TlsListener::new(http, certs.server_config(&[b"h2", b"http/1.1"])?)
                 .context("start the TLS listener")?;
-            let tls =
-                LimitedListener::new(tls, config.limits, state.metrics.http_connections.clone());
-            let app = router(state.clone());
-            let stop = cancel.clone();
-            servers.push(tokio::spawn(async move {
-                axum::serve(tls, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }));
+            serve_http(
+                LimitedListener::new(tls, config.limits, open()),
+                router(state.clone()),
+                &cancel,
+            )
         }
-    }
+    };
+    servers.push(http_server);
     // Every AppState holds an ingest handle, and the writer stops only when all are
     // gone: the proxy's state must not outlive a --tcp-addr that is off.
     if let Some(listener) = tcp {
-        let app = router(proxy_state);
-        let stop = cancel.clone();
-        let listener = limited(listener);
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }));
+        servers.push(serve_http(
+            LimitedListener::new(listener, config.limits, open()),
+            router(proxy_state),
+            &cancel,
+        ));
     } else {
         drop(proxy_state);
     }
     if let Some(listener) = otlp_grpc {
         let otlp = roentgen_server::OtlpIngest::new(ingest.clone(), tenant.clone());
-        let stop = cancel.clone().cancelled_owned();
-        let open = state.metrics.http_connections.clone();
         servers.push(match &config.tls {
             Some(certs) => {
                 let tls = TlsListener::new(listener, certs.server_config(&[b"h2"])?)
                     .context("start the OTLP/gRPC TLS listener")?;
-                let tls = LimitedListener::new(tls, config.limits, open);
-                tokio::spawn(async move {
-                    roentgen_server::otlp::serve_grpc(tls, otlp, stop)
-                        .await
-                        .map_err(std::io::Error::other)
-                })
+                serve_otlp_grpc(
+                    LimitedListener::new(tls, config.limits, open()),
+                    otlp,
+                    &cancel,
+                )
             }
-            None => {
-                let listener = LimitedListener::new(listener, config.limits, open);
-                tokio::spawn(async move {
-                    roentgen_server::otlp::serve_grpc(listener, otlp, stop)
-                        .await
-                        .map_err(std::io::Error::other)
-                })
-            }
+            None => serve_otlp_grpc(
+                LimitedListener::new(listener, config.limits, open()),
+                otlp,
+                &cancel,
+            ),
         });
     }
     let udp_thread = match udp_socket {
@@ -388,4 +372,39 @@ async fn retention_loop(store: Arc<dyn Store>, retention: Duration, cancel: Canc
             Err(e) => error!("failed to drop expired partitions: {e}"),
         }
     }
+}
+
+/// Serves `app` on `listener` until `cancel` fires, then finishes the requests under way.
+fn serve_http<L>(
+    listener: L,
+    app: axum::Router,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    })
+}
+
+/// Serves OTLP/gRPC on `listener` until `cancel` fires.
+fn serve_otlp_grpc<L>(
+    listener: LimitedListener<L>,
+    otlp: roentgen_server::OtlpIngest,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    let stop = cancel.clone().cancelled_owned();
+    tokio::spawn(async move {
+        roentgen_server::otlp::serve_grpc(listener, otlp, stop)
+            .await
+            .map_err(std::io::Error::other)
+    })
 }
