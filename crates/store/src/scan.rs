@@ -27,7 +27,7 @@ use roentgen_model::trace::{
 
 use crate::StoredSummary;
 use crate::codec::{
-    put_key, put_opt_str, put_str, take, take_bytes, take_flag, take_key, take_opt_str, take_str,
+    put_key, put_opt_str, put_str, take, take_bytes, take_flag, take_key, take_str,
 };
 
 const VERSION: u8 = 1;
@@ -191,11 +191,6 @@ fn take_count(v: &[u8], at: &mut usize, min: usize) -> Result<usize, String> {
     Ok(n)
 }
 
-fn take_keys(v: &[u8], at: &mut usize) -> Result<Vec<ServiceKey>, String> {
-    let n = take_count(v, at, 6)?;
-    (0..n).map(|_| take_key(v, at)).collect()
-}
-
 /// Steps over one service key without building it.
 fn skip_keys_one(v: &[u8], at: &mut usize) -> Result<(), String> {
     let len = take_u32(v, at)?;
@@ -218,12 +213,87 @@ fn skip_keys(v: &[u8], at: &mut usize) -> Result<(), String> {
     Ok(())
 }
 
-fn take_strs(v: &[u8], at: &mut usize) -> Result<Vec<String>, String> {
-    let n = take_count(v, at, 4)?;
-    (0..n).map(|_| take_str(v, at)).collect()
+/// Reads a string into `s`, in its allocation.
+fn fill_str(v: &[u8], at: &mut usize, s: &mut String) -> Result<(), String> {
+    let n = take_u32(v, at)?;
+    let b = take_bytes(v, at, n)?;
+    s.clear();
+    s.push_str(std::str::from_utf8(b).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
-fn take_section(
+fn fill_opt_str(v: &[u8], at: &mut usize, s: &mut Option<String>) -> Result<(), String> {
+    if take_flag(v, at)? {
+        fill_str(v, at, s.get_or_insert_with(String::new))
+    } else {
+        *s = None;
+        Ok(())
+    }
+}
+
+fn fill_key(v: &[u8], at: &mut usize, k: &mut ServiceKey) -> Result<(), String> {
+    fill_str(v, at, &mut k.name)?;
+    fill_opt_str(v, at, &mut k.kind)?;
+    fill_opt_str(v, at, &mut k.account_id)
+}
+
+/// Reads a list into `items`, reusing the elements it has: `fill` reads one into an
+/// existing element, `take` builds a new one.
+fn fill_list<T>(
+    v: &[u8],
+    at: &mut usize,
+    min: usize,
+    items: &mut Vec<T>,
+    mut fill: impl FnMut(&[u8], &mut usize, &mut T) -> Result<(), String>,
+    mut take: impl FnMut(&[u8], &mut usize) -> Result<T, String>,
+) -> Result<(), String> {
+    let n = take_count(v, at, min)?;
+    items.truncate(n);
+    for i in 0..n {
+        match items.get_mut(i) {
+            Some(item) => fill(v, at, item)?,
+            None => items.push(take(v, at)?),
+        }
+    }
+    Ok(())
+}
+
+fn fill_keys(v: &[u8], at: &mut usize, keys: &mut Vec<ServiceKey>) -> Result<(), String> {
+    fill_list(v, at, 6, keys, fill_key, take_key)
+}
+
+fn fill_strs(v: &[u8], at: &mut usize, items: &mut Vec<String>) -> Result<(), String> {
+    fill_list(v, at, 4, items, fill_str, take_str)
+}
+
+fn take_value(v: &[u8], at: &mut usize) -> Result<StoredAnnotation, String> {
+    Ok(match take::<1>(v, at)? {
+        [0] => StoredAnnotation::String(take_str(v, at)?),
+        [1] => StoredAnnotation::Number(take_f64(v, at)?),
+        [2] => StoredAnnotation::Bool(take_flag(v, at)?),
+        [t] => return Err(format!("unknown annotation tag {t}")),
+    })
+}
+
+fn skip_value(v: &[u8], at: &mut usize) -> Result<(), String> {
+    match take::<1>(v, at)? {
+        [0] => {
+            let len = take_u32(v, at)?;
+            take_bytes(v, at, len)?;
+        }
+        [1] => {
+            take::<8>(v, at)?;
+        }
+        [2] => {
+            take::<1>(v, at)?;
+        }
+        [t] => return Err(format!("unknown annotation tag {t}")),
+    }
+    Ok(())
+}
+
+/// Reads one section into `s`, reusing the allocations `s` has from an earlier block.
+fn fill_section(
     v: &[u8],
     at: &mut usize,
     s: &mut TraceSummary,
@@ -232,23 +302,27 @@ fn take_section(
 ) -> Result<(), String> {
     match part {
         Needs::HTTP => {
-            s.http = if take_flag(v, at)? {
-                Some(HttpSummary {
-                    url: take_opt_str(v, at)?,
-                    status: if take_flag(v, at)? {
-                        Some(u16::from_le_bytes(take::<2>(v, at)?))
-                    } else {
-                        None
-                    },
-                    method: take_opt_str(v, at)?,
-                    user_agent: take_opt_str(v, at)?,
-                    client_ip: take_opt_str(v, at)?,
-                })
+            if take_flag(v, at)? {
+                let h = s.http.get_or_insert_with(HttpSummary::default);
+                fill_opt_str(v, at, &mut h.url)?;
+                h.status = if take_flag(v, at)? {
+                    Some(u16::from_le_bytes(take::<2>(v, at)?))
+                } else {
+                    None
+                };
+                fill_opt_str(v, at, &mut h.method)?;
+                fill_opt_str(v, at, &mut h.user_agent)?;
+                fill_opt_str(v, at, &mut h.client_ip)?;
             } else {
-                None
-            };
+                s.http = None;
+            }
         }
         Needs::ANNOTATIONS => {
+            // Keys the last block had keep their entry (and its allocations) when this
+            // block has them too; the others go at the end.
+            for entries in s.annotations.values_mut() {
+                entries.clear();
+            }
             let count = take_count(v, at, 8)?;
             for _ in 0..count {
                 let len = take_u32(v, at)?;
@@ -256,67 +330,106 @@ fn take_section(
                 let n = take_count(v, at, 6)?;
                 if keys.is_some_and(|keys| !keys.iter().any(|k| k.as_bytes() == raw)) {
                     for _ in 0..n {
-                        match take::<1>(v, at)? {
-                            [0] => {
-                                let len = take_u32(v, at)?;
-                                take_bytes(v, at, len)?;
-                            }
-                            [1] => {
-                                take::<8>(v, at)?;
-                            }
-                            [2] => {
-                                take::<1>(v, at)?;
-                            }
-                            [t] => return Err(format!("unknown annotation tag {t}")),
-                        }
+                        skip_value(v, at)?;
                         skip_keys(v, at)?;
                     }
                     continue;
                 }
-                let key = String::from_utf8(raw.to_vec()).map_err(|e| e.to_string())?;
-                let mut entries = Vec::with_capacity(n);
+                let key = std::str::from_utf8(raw).map_err(|e| e.to_string())?;
+                let entries = match s.annotations.get_mut(key) {
+                    Some(entries) => entries,
+                    None => s.annotations.entry(key.to_string()).or_default(),
+                };
                 for _ in 0..n {
-                    let value = match take::<1>(v, at)? {
-                        [0] => StoredAnnotation::String(take_str(v, at)?),
-                        [1] => StoredAnnotation::Number(take_f64(v, at)?),
-                        [2] => StoredAnnotation::Bool(take_flag(v, at)?),
-                        [t] => return Err(format!("unknown annotation tag {t}")),
-                    };
+                    let value = take_value(v, at)?;
                     skip_keys(v, at)?;
                     entries.push(AnnotationEntry {
                         value,
                         services: Vec::new(),
                     });
                 }
-                s.annotations.insert(key, entries);
             }
+            s.annotations.retain(|_, entries| !entries.is_empty());
         }
-        Needs::USERS => {
-            let n = take_count(v, at, 8)?;
-            s.users = (0..n)
-                .map(|_| {
-                    let user = take_str(v, at)?;
-                    skip_keys(v, at)?;
-                    Ok(UserEntry {
-                        user,
-                        services: Vec::new(),
-                    })
+        Needs::USERS => fill_list(
+            v,
+            at,
+            8,
+            &mut s.users,
+            |v, at, u| {
+                fill_str(v, at, &mut u.user)?;
+                skip_keys(v, at)
+            },
+            |v, at| {
+                let user = take_str(v, at)?;
+                skip_keys(v, at)?;
+                Ok(UserEntry {
+                    user,
+                    services: Vec::new(),
                 })
-                .collect::<Result<_, String>>()?;
-        }
+            },
+        )?,
         Needs::SERVICES => {
-            s.services = take_keys(v, at)?;
+            fill_keys(v, at, &mut s.services)?;
             if take_flag(v, at)? {
                 skip_keys_one(v, at)?;
             }
         }
         _ => {
-            s.instance_ids = take_strs(v, at)?;
-            s.availability_zones = take_strs(v, at)?;
-            s.resource_arns = take_strs(v, at)?;
+            fill_strs(v, at, &mut s.instance_ids)?;
+            fill_strs(v, at, &mut s.availability_zones)?;
+            fill_strs(v, at, &mut s.resource_arns)?;
         }
     }
     Ok(())
+}
+
+/// Empties the section `part` of `s`.
+fn clear_section(s: &mut TraceSummary, part: Needs) {
+    match part {
+        Needs::HTTP => s.http = None,
+        Needs::ANNOTATIONS => s.annotations.clear(),
+        Needs::USERS => s.users.clear(),
+        Needs::SERVICES => s.services.clear(),
+        _ => {
+            s.instance_ids.clear();
+            s.availability_zones.clear();
+            s.resource_arns.clear();
+        }
+    }
+}
+
+/// A summary with nothing in it, for [`decode_scan_into`] to fill.
+pub(crate) fn empty(trace_id: TraceId) -> StoredSummary {
+    StoredSummary {
+        summary: TraceSummary {
+            trace_id,
+            start_time: 0.0,
+            end_time: None,
+            duration: None,
+            response_time: None,
+            has_fault: false,
+            has_error: false,
+            has_throttle: false,
+            is_partial: false,
+            http: None,
+            annotations: BTreeMap::new(),
+            users: Vec::new(),
+            services: Vec::new(),
+            entry_point: None,
+            instance_ids: Vec::new(),
+            availability_zones: Vec::new(),
+            resource_arns: Vec::new(),
+            document_count: 0,
+            nodes: Vec::new(),
+            edges: Vec::new(),
+            fault_root_causes: Vec::new(),
+            error_root_causes: Vec::new(),
+            response_time_root_causes: Vec::new(),
+        },
+        revision: 0,
+        updated_at: 0.0,
+    }
 }
 
 /// Decodes the scalars of a scan block and the sections `needs` names, as the filter
@@ -325,19 +438,36 @@ fn take_section(
 /// and annotations under keys outside `annotation_keys` (when given), which
 /// evaluation never reads (the filter crate's property
 /// `needs_names_every_part_evaluation_reads` holds it to that).
+#[cfg(test)]
 pub(crate) fn decode_scan(
     v: &[u8],
     trace_id: TraceId,
     needs: Needs,
     annotation_keys: Option<&[String]>,
 ) -> Result<StoredSummary, String> {
+    let mut out = empty(trace_id);
+    decode_scan_into(v, trace_id, needs, annotation_keys, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_scan`] into `out`, which a scan reuses from block to block so that a block
+/// costs no allocation beyond what its values need. `out` holds a summary as
+/// [`decode_scan`] returns it (or what [`empty`] gives) on success; after an error its
+/// contents are unspecified.
+pub(crate) fn decode_scan_into(
+    v: &[u8],
+    trace_id: TraceId,
+    needs: Needs,
+    annotation_keys: Option<&[String]>,
+    out: &mut StoredSummary,
+) -> Result<(), String> {
     let mut at = 0;
     match take::<1>(v, &mut at)? {
         [VERSION] => {}
         [other] => return Err(format!("unknown scan block version {other}")),
     }
-    let updated_at = take_f64(v, &mut at)?;
-    let revision = u32::from_le_bytes(take::<4>(v, &mut at)?);
+    out.updated_at = take_f64(v, &mut at)?;
+    out.revision = u32::from_le_bytes(take::<4>(v, &mut at)?);
     let [start_time, end, duration, response_time] = [
         take_f64(v, &mut at)?,
         take_f64(v, &mut at)?,
@@ -347,53 +477,37 @@ pub(crate) fn decode_scan(
     let [flags] = take::<1>(v, &mut at)?;
     let document_count = take_u32(v, &mut at)?;
     let when = |bit: u8, t: f64| (flags & bit != 0).then_some(t);
-    let mut summary = TraceSummary {
-        trace_id,
-        start_time,
-        end_time: when(HAS_END, end),
-        duration: when(HAS_DURATION, duration),
-        response_time: when(HAS_RESPONSE_TIME, response_time),
-        has_fault: flags & FAULT != 0,
-        has_error: flags & ERROR != 0,
-        has_throttle: flags & THROTTLE != 0,
-        is_partial: flags & PARTIAL != 0,
-        http: None,
-        annotations: BTreeMap::new(),
-        users: Vec::new(),
-        services: Vec::new(),
-        entry_point: None,
-        instance_ids: Vec::new(),
-        availability_zones: Vec::new(),
-        resource_arns: Vec::new(),
-        document_count,
-        nodes: Vec::new(),
-        edges: Vec::new(),
-        fault_root_causes: Vec::new(),
-        error_root_causes: Vec::new(),
-        response_time_root_causes: Vec::new(),
-    };
+    let s = &mut out.summary;
+    s.trace_id = trace_id;
+    s.start_time = start_time;
+    s.end_time = when(HAS_END, end);
+    s.duration = when(HAS_DURATION, duration);
+    s.response_time = when(HAS_RESPONSE_TIME, response_time);
+    s.has_fault = flags & FAULT != 0;
+    s.has_error = flags & ERROR != 0;
+    s.has_throttle = flags & THROTTLE != 0;
+    s.is_partial = flags & PARTIAL != 0;
+    s.document_count = document_count;
     for part in SECTIONS {
         let len = take_u32(v, &mut at)?;
         let section = take_bytes(v, &mut at, len)?;
         if needs.contains(part) {
             let mut inner = 0;
-            take_section(section, &mut inner, &mut summary, part, annotation_keys)?;
+            fill_section(section, &mut inner, s, part, annotation_keys)?;
             if inner != section.len() {
                 return Err(format!(
                     "scan section has {} bytes left over",
                     section.len() - inner
                 ));
             }
+        } else {
+            clear_section(s, part);
         }
     }
     if at != v.len() {
         return Err(format!("scan block has {} bytes left over", v.len() - at));
     }
-    Ok(StoredSummary {
-        summary,
-        revision,
-        updated_at,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -521,6 +635,63 @@ mod tests {
         assert_eq!(back.summary.users[0].user, "alice");
         assert_eq!(back.summary.resource_arns.len(), 0);
         assert_eq!(back.summary.availability_zones.len(), 2);
+    }
+
+    /// Blocks unlike each other, for decoding one after another into one summary.
+    fn variants() -> Vec<StoredSummary> {
+        let full = sample();
+        let mut bare = empty(full.summary.trace_id);
+        bare.summary.start_time = 1.0;
+        let mut other = sample();
+        other.summary.http = Some(HttpSummary {
+            url: None,
+            status: None,
+            method: Some("a much longer method name than GET".into()),
+            user_agent: Some("curl".into()),
+            client_ip: None,
+        });
+        other.summary.annotations.remove("customer");
+        other.summary.annotations.insert(
+            "z".into(),
+            vec![AnnotationEntry {
+                value: StoredAnnotation::String("zz".into()),
+                services: vec![],
+            }],
+        );
+        other.summary.users.clear();
+        other.summary.services.truncate(1);
+        other.summary.services[0].kind = None;
+        other.summary.instance_ids = vec!["i-2".into(), "i-3".into(), "i-4".into()];
+        other.summary.end_time = None;
+        other.revision = 9;
+        vec![full, bare, other]
+    }
+
+    #[test]
+    fn reused_summaries_decode_like_fresh_ones() {
+        let keys = ["n".to_string(), "z".to_string()];
+        for needs in [
+            SCANNABLE,
+            Needs::ANNOTATIONS,
+            Needs::HTTP | Needs::SERVICES,
+            Needs::NONE,
+        ] {
+            for keys in [None, Some(&keys[..])] {
+                let mut reused = empty(sample().summary.trace_id);
+                // Every order of every pair, and each after itself.
+                for a in variants() {
+                    for b in variants() {
+                        for s in [&a, &b] {
+                            let v = encoded(s);
+                            let id = s.summary.trace_id;
+                            decode_scan_into(&v, id, needs, keys, &mut reused).expect("decodes");
+                            let fresh = decode_scan(&v, id, needs, keys).expect("decodes");
+                            assert_eq!(reused, fresh, "{needs:?} {keys:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
