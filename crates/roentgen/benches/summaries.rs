@@ -53,9 +53,6 @@ fn main() {
             t += batch;
             store.sync_index_blocking();
         }
-        // What a running server's indexer does within two minutes: the scan blocks
-        // are sealed into packs.
-        store.pack_scan_blocks_blocking().expect("pack");
         store.close_blocking().expect("close");
     }
     println!(

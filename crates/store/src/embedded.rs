@@ -7,7 +7,7 @@
 //! indexer derives summaries, the service index and the rollups from marked traces. fjall poisons the database after a failed sync and refuses later writes
 //! (`Error::Poisoned`), which is the fail-stop behaviour we want.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -43,10 +43,6 @@ pub struct EmbeddedOptions {
     /// and succeed again once space is freed. The engine's flushes and compactions,
     /// and the indexer, write into this reserve.
     pub min_free_bytes: u64,
-    /// How old a second (of trace start times) must be before the indexer packs its
-    /// scan blocks ([`crate::pack`]): by then most of its traces are complete, so few
-    /// are re-derived, and loose again, after the seal.
-    pub seal_age: Duration,
 }
 
 impl Default for EmbeddedOptions {
@@ -55,7 +51,6 @@ impl Default for EmbeddedOptions {
             cache_bytes: 32 * 1024 * 1024,
             journal_bytes: 128 * 1024 * 1024,
             min_free_bytes: 256 * 1024 * 1024,
-            seal_age: SEAL_AGE,
         }
     }
 }
@@ -75,36 +70,18 @@ struct DayParts {
     /// Hour rollups: the sums of the minute rows of each hour, so that long windows
     /// read hours instead of minutes.
     hour: Keyspace,
-    /// The scan blocks ([`crate::scan`]) of the day's summaries, in packs
-    /// ([`crate::pack`]) keyed by tenant and the first trace id of the pack (a pack
-    /// never spans two seconds): what a filtered scan reads instead of the whole
-    /// records. Blocks derived in the last minutes are loose, in [`Inner::loose`],
-    /// until the indexer seals them into packs.
-    pack: Keyspace,
+    /// The scan block of each summary ([`crate::scan`]), under the summary's key: what
+    /// a filtered scan reads instead of the whole record.
+    scan: Keyspace,
 }
 
-/// Key, in a day's pack keyspace, of the marker that says every summary of the day has
+/// Key, in a day's scan keyspace, of the marker that says every summary of the day has
 /// its scan block (days written before scan blocks get them when opened). Tenant
-/// prefixes start with a length byte of at most 64, so no pack key equals it and no
+/// prefixes start with a length byte of at most 64, so no summary key equals it and no
 /// tenant's range holds it.
 const SCAN_COMPLETE: &[u8] = &[0xff];
 
-const PART_PREFIXES: [&str; 6] = ["docs_", "sums_", "svcs_", "roll_", "rolh_", "pack_"];
-
-/// Name prefix of the keyspaces of loose scan blocks, one per minute of indexing
-/// (`loose_{epoch minute}`), and of the per-day scan keyspaces that held every scan
-/// block before packs (`scan_{day}`, packed and deleted when their day opens).
-const LOOSE_PREFIX: &str = "loose_";
-/// Key, in a loose keyspace, of the marker that says its blocks are all in packs:
-/// written with the last of them, so a keyspace sealed but not yet deleted when the
-/// process stopped is deleted on the next open, never read again (its blocks may be
-/// older than packed ones by then).
-const SEALED: &[u8] = &[0xff];
-const LEGACY_SCAN_PREFIX: &str = "scan_";
-
-/// How long a sealed loose keyspace stays readable before it is deleted: a query that
-/// listed it before the seal (and read the packs from before it) still finds it.
-const RETIRE_GRACE: Duration = Duration::from_secs(60);
+const PART_PREFIXES: [&str; 6] = ["docs_", "sums_", "svcs_", "roll_", "rolh_", "scan_"];
 
 struct Inner {
     db: Database,
@@ -123,20 +100,10 @@ struct Inner {
     /// Set by unsynced writes, cleared by the syncer thread when it syncs.
     unsynced: std::sync::atomic::AtomicBool,
     dropped_before: AtomicU64,
-    /// The loose scan blocks: one keyspace per minute of indexing, by (epoch minute,
-    /// creation time in nanoseconds: a keyspace sealed early never shares its name
-    /// with the next one of its minute), keyed by tenant and trace id like the
-    /// summaries. A keyspace of blocks goes
-    /// whole once its blocks are sealed into packs, so loose blocks leave no
-    /// tombstones for scans to step over. A block in a newer keyspace is newer.
-    loose: RwLock<BTreeMap<(u64, u64), Keyspace>>,
-    /// Sealed loose keyspaces waiting out [`RETIRE_GRACE`] before they are deleted.
-    retired: Mutex<Vec<(Instant, Keyspace)>>,
     indexer: Indexer,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
     min_free_bytes: u64,
-    seal_age: Duration,
 }
 
 /// Longest time documents written with [`Store::write_unacknowledged`] stay unsynced
@@ -150,14 +117,6 @@ pub const INDEX_DELAY: Duration = Duration::from_millis(100);
 const MAX_PENDING_TRACES: usize = 50_000;
 /// Most traces derived in one indexing batch.
 const INDEX_ROUND: usize = 2_000;
-
-/// The default [`EmbeddedOptions::seal_age`].
-pub const SEAL_AGE: Duration = Duration::from_secs(60);
-/// How often the indexer looks for loose keyspaces that have come of age.
-const SEAL_INTERVAL: Duration = Duration::from_secs(5);
-/// Loose scan blocks one sealing pass packs before it commits and lets an indexing
-/// round in.
-const SEAL_ROUND: usize = 20_000;
 
 /// Parsed documents of one trace handed to the indexer with the note, so it need not
 /// parse them again from the store: document id → typed view.
@@ -277,9 +236,6 @@ fn indexer_loop(
             }
         }
     }
-    let mut next_seal = Instant::now() + SEAL_INTERVAL;
-    // Where sealing the oldest due loose keyspace goes on.
-    let mut seal_from: Vec<u8> = Vec::new();
     let mut p = Pending {
         queue: VecDeque::new(),
         parsed: HashMap::new(),
@@ -291,8 +247,7 @@ fn indexer_loop(
         let timeout = match p.queue.front() {
             Some((_, at)) => (*at + INDEX_DELAY).saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
-        }
-        .min(next_seal.saturating_duration_since(Instant::now()));
+        };
         let rescan_due = p.queue.is_empty() && missed.load(Ordering::Acquire);
         let wait = if p.waiters.is_empty() && !rescan_due {
             timeout
@@ -381,280 +336,7 @@ fn indexer_loop(
         if p.stop {
             return;
         }
-        if Instant::now() >= next_seal {
-            let Some(inner) = store.upgrade() else {
-                return;
-            };
-            let seal_age = inner.seal_age;
-            next_seal =
-                match (EmbeddedStore { inner }).seal_step(now_seconds(), seal_age, &seal_from) {
-                    Ok(SealStep::Idle) => Instant::now() + SEAL_INTERVAL,
-                    // More to seal: again right after the next indexing round.
-                    Ok(SealStep::Resume(next)) => {
-                        seal_from = next;
-                        Instant::now()
-                    }
-                    Ok(SealStep::Finished) => {
-                        seal_from.clear();
-                        Instant::now()
-                    }
-                    Err(e) => {
-                        tracing::error!("failed to pack scan blocks: {e}");
-                        seal_from.clear();
-                        Instant::now() + SEAL_INTERVAL
-                    }
-                };
-        }
     }
-}
-
-/// What one step of sealing did.
-enum SealStep {
-    /// No loose keyspace is due.
-    Idle,
-    /// The oldest due keyspace is not done: the next step starts at this key.
-    Resume(Vec<u8>),
-    /// The oldest due keyspace is sealed and retired.
-    Finished,
-}
-
-/// Merges `blocks` (one second of one tenant, ascending trace ids, each newer than the
-/// packed block of its trace) into that second's packs in `pack`, in `batch`. The packs
-/// are read as committed: one batch must not merge the same second twice.
-fn merge_into_packs(
-    pack: &Keyspace,
-    tp: &[u8],
-    sec: u32,
-    blocks: &[([u8; 16], fjall::UserValue)],
-    batch: &mut fjall::OwnedWriteBatch,
-) -> Result<(), StoreError> {
-    let prefix = time_key(tp, sec);
-    let packs = pack
-        .prefix(&prefix)
-        .map(|kv| kv.into_inner())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut merged: BTreeMap<[u8; 16], &[u8]> = BTreeMap::new();
-    for (_, v) in &packs {
-        let p = crate::pack::Pack::parse(v).map_err(|e| corrupt("scan pack", e))?;
-        for i in 0..p.len() {
-            let (id, block) = p.entry(i);
-            merged.insert(id, block);
-        }
-    }
-    for (id, v) in blocks {
-        merged.insert(*id, v);
-    }
-    let entries: Vec<(&[u8; 16], &[u8])> = merged.iter().map(|(id, b)| (id, *b)).collect();
-    let mut written = BTreeSet::new();
-    for chunk in entries.chunks(crate::pack::PACK_MAX) {
-        let Some((first, _)) = chunk.first() else {
-            continue;
-        };
-        let mut key = tp.to_vec();
-        key.extend_from_slice(*first);
-        batch.insert(
-            pack,
-            key.clone(),
-            crate::pack::encode_pack(chunk.iter().copied()),
-        );
-        written.insert(key);
-    }
-    // A key rewritten above is replaced by its insert: removing it in the same batch
-    // too would leave which one wins to the engine.
-    for (k, _) in packs {
-        if !written.contains(&*k) {
-            batch.remove(pack, k);
-        }
-    }
-    Ok(())
-}
-
-/// A scan block held by the value it was read from: a loose block's own value, or a
-/// range of a pack.
-struct BlockRef {
-    value: fjall::UserValue,
-    range: std::ops::Range<usize>,
-}
-
-impl BlockRef {
-    fn whole(value: fjall::UserValue) -> Self {
-        let range = 0..value.len();
-        Self { value, range }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.value.get(self.range.clone()).unwrap_or_default()
-    }
-}
-
-/// The scan blocks of one tenant's key range, newest trace first, each judged by the
-/// scan's test: the packed blocks merged with the loose ones; of the blocks of one
-/// trace, the newest wins (a loose block over a packed one, a newer loose keyspace over
-/// an older one). A pack is judged whole when it is read, in the order its blocks lie
-/// in memory (which the processor's prefetching follows; a scan of many packs reads
-/// them from main memory), and yielded newest first; the blocks a page stops before
-/// are judged for nothing, at most a pack's worth.
-struct ScanBlocks {
-    tenant_len: usize,
-    /// The upper bound of the range without the tenant prefix: packs may hold entries
-    /// at or above it (a page's cursor falls inside a pack).
-    upper: Vec<u8>,
-    packs: std::iter::Rev<fjall::Iter>,
-    /// The judged entries of the pack being read, ascending; taken from the end.
-    pack: Vec<([u8; 16], bool)>,
-    /// The loose keyspaces' ranges, oldest first.
-    loose: Vec<std::iter::Rev<fjall::Iter>>,
-    /// The next judged block of each source: the packs first, then the loose
-    /// keyspaces in their order; `None` when not yet read or used up (`done`).
-    heads: Vec<Option<([u8; 16], bool)>>,
-    done: Vec<bool>,
-}
-
-/// The test a scan puts each block to: (trace id, scan block) → whether it matches.
-type Judge<'a> = dyn FnMut([u8; 16], &[u8]) -> Result<bool, StoreError> + 'a;
-
-impl ScanBlocks {
-    fn new(
-        snap: &fjall::Snapshot,
-        parts: &DayParts,
-        loose: &[Keyspace],
-        tp: &[u8],
-        lower: &[u8],
-        upper: &[u8],
-    ) -> Self {
-        Self {
-            tenant_len: tp.len(),
-            upper: upper.get(tp.len()..).unwrap_or_default().to_vec(),
-            packs: snap.range(&parts.pack, lower..upper).rev(),
-            pack: Vec::new(),
-            loose: loose
-                .iter()
-                .map(|ks| snap.range(ks, lower..upper).rev())
-                .collect(),
-            heads: (0..=loose.len()).map(|_| None).collect(),
-            done: vec![false; loose.len() + 1],
-        }
-    }
-
-    fn next_loose(
-        &mut self,
-        i: usize,
-        judge: &mut Judge<'_>,
-    ) -> Result<Option<([u8; 16], bool)>, StoreError> {
-        for kv in self.loose[i].by_ref() {
-            let (k, v) = kv.into_inner()?;
-            if let Some(tb) = k
-                .get(self.tenant_len..)
-                .and_then(|r| <[u8; 16]>::try_from(r).ok())
-            {
-                return Ok(Some((tb, judge(tb, &v)?)));
-            }
-        }
-        Ok(None)
-    }
-
-    fn next_packed(
-        &mut self,
-        judge: &mut Judge<'_>,
-    ) -> Result<Option<([u8; 16], bool)>, StoreError> {
-        loop {
-            if let Some(entry) = self.pack.pop() {
-                return Ok(Some(entry));
-            }
-            let Some(kv) = self.packs.next() else {
-                return Ok(None);
-            };
-            let (_, v) = kv.into_inner()?;
-            let pack = crate::pack::Pack::parse(&v).map_err(|e| corrupt("scan pack", e))?;
-            for i in 0..pack.count_below(&self.upper) {
-                let (tb, block) = pack.entry(i);
-                let matched = judge(tb, block)?;
-                self.pack.push((tb, matched));
-            }
-        }
-    }
-
-    /// The next block's trace id and whether it matched, or `None` at the end of the
-    /// range.
-    fn next_block(
-        &mut self,
-        judge: &mut Judge<'_>,
-    ) -> Result<Option<([u8; 16], bool)>, StoreError> {
-        for i in 0..self.heads.len() {
-            if self.heads[i].is_none() && !self.done[i] {
-                let next = if i == 0 {
-                    self.next_packed(judge)?
-                } else {
-                    self.next_loose(i - 1, judge)?
-                };
-                self.done[i] = next.is_none();
-                self.heads[i] = next;
-            }
-        }
-        // The highest trace id; of equal ids the newest source (the last).
-        let mut best: Option<(usize, [u8; 16])> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            if let Some((tb, _)) = head
-                && best.is_none_or(|(_, b)| *tb >= b)
-            {
-                best = Some((i, *tb));
-            }
-        }
-        let Some((i, tb)) = best else {
-            return Ok(None);
-        };
-        let found = self.heads[i].take();
-        // Older blocks of the same trace are hidden.
-        for head in &mut self.heads {
-            if head.as_ref().is_some_and(|(t, _)| *t == tb) {
-                *head = None;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// The scan block of one trace: the newest loose one, else from the pack of its
-/// second. `cache` keeps the last pack read, which the next lookups of a descending
-/// scan often hit.
-fn lookup_scan_block(
-    snap: &fjall::Snapshot,
-    parts: &DayParts,
-    loose: &[Keyspace],
-    tk: &[u8],
-    tb: &[u8; 16],
-    cache: &mut Option<fjall::UserValue>,
-) -> Result<Option<BlockRef>, StoreError> {
-    for ks in loose.iter().rev() {
-        if let Some(v) = snap.get(ks, tk)? {
-            return Ok(Some(BlockRef::whole(v)));
-        }
-    }
-    let find = |v: &fjall::UserValue| -> Result<Option<BlockRef>, StoreError> {
-        let pack = crate::pack::Pack::parse(v).map_err(|e| corrupt("scan pack", e))?;
-        Ok(pack.position(tb).map(|i| BlockRef {
-            value: v.clone(),
-            range: pack.entry_range(i).1,
-        }))
-    };
-    if let Some(v) = cache.as_ref() {
-        let pack = crate::pack::Pack::parse(v).map_err(|e| corrupt("scan pack", e))?;
-        if pack.len() > 0 && pack.entry(0).0 <= *tb && pack.last_id().is_some_and(|l| l >= &tb[..])
-        {
-            return find(v);
-        }
-    }
-    // The pack of the trace, if any, is the last one of its second starting at or
-    // below it.
-    let tenant_len = tk.len().saturating_sub(16);
-    let second = tk.get(..tenant_len + 4).unwrap_or_default();
-    let Some(kv) = snap.range(&parts.pack, second..=tk).next_back() else {
-        return Ok(None);
-    };
-    let (_, v) = kv.into_inner()?;
-    let found = find(&v)?;
-    *cache = Some(v);
-    Ok(found)
 }
 
 /// Where rollup rows go while a window is read: a list, or one row per node and edge.
@@ -951,24 +633,12 @@ impl EmbeddedStore {
             .into_iter()
             .map(|n| n.to_string())
             .collect();
-        let mut loose = BTreeMap::new();
         for name in names {
             if let Some(day) = name
                 .strip_prefix("docs_")
                 .and_then(|d| d.parse::<u32>().ok())
             {
                 days.insert(day, Self::open_day(&db, day)?);
-            } else if let Some((minute, nanos)) = name
-                .strip_prefix(LOOSE_PREFIX)
-                .and_then(|rest| rest.split_once('_'))
-                .and_then(|(m, n)| Some((m.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
-            {
-                let ks = db.keyspace(&name, KeyspaceCreateOptions::default)?;
-                if ks.contains_key(SEALED)? {
-                    db.delete_keyspace(ks)?;
-                } else {
-                    loose.insert((minute, nanos), ks);
-                }
             }
         }
         // Markers come and go: a small memtable keeps their tombstones from holding memory.
@@ -993,8 +663,6 @@ impl EmbeddedStore {
                 seq: AtomicU64::new(seq),
                 unsynced: std::sync::atomic::AtomicBool::new(false),
                 dropped_before: AtomicU64::new(0),
-                loose: RwLock::new(loose),
-                retired: Mutex::new(Vec::new()),
                 indexer: Indexer {
                     tx: Mutex::new(tx),
                     missed: Arc::clone(&missed),
@@ -1002,7 +670,6 @@ impl EmbeddedStore {
                 indexer_thread: Mutex::new(None),
                 path,
                 min_free_bytes: options.min_free_bytes,
-                seal_age: options.seal_age,
             }),
         };
         // Traces written but not indexed before the last stop.
@@ -1029,7 +696,6 @@ impl EmbeddedStore {
             .indexer_thread
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(handle);
-
         let weak = Arc::downgrade(&store.inner);
         std::thread::Builder::new()
             .name("roentgen-syncer".into())
@@ -1060,7 +726,6 @@ impl EmbeddedStore {
             h.join()
                 .map_err(|_| StoreError::Task("the indexer thread panicked".into()))?;
         }
-        self.delete_retired(true)?;
         self.inner.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
@@ -1114,95 +779,41 @@ impl EmbeddedStore {
             svcs: ks(PART_PREFIXES[2])?,
             roll: ks(PART_PREFIXES[3])?,
             hour: ks(PART_PREFIXES[4])?,
-            pack: ks(PART_PREFIXES[5])?,
+            scan: ks(PART_PREFIXES[5])?,
         };
         if backfill {
             Self::backfill_hours(db, &parts)?;
         }
-        let legacy_name = format!("{LEGACY_SCAN_PREFIX}{day}");
-        let legacy = if db.keyspace_exists(&legacy_name) {
-            Some(db.keyspace(&legacy_name, KeyspaceCreateOptions::default)?)
-        } else {
-            None
-        };
-        if !parts.pack.contains_key(SCAN_COMPLETE)? {
-            Self::backfill_scan(db, &parts, legacy.as_ref())?;
-        }
-        if let Some(ks) = legacy {
-            db.delete_keyspace(ks)?;
+        if !parts.scan.contains_key(SCAN_COMPLETE)? {
+            Self::backfill_scan(db, &parts)?;
         }
         Ok(parts)
     }
 
-    /// Packs the scan block of every summary of a day whose packs are not marked
-    /// complete, then marks them: from the day's scan keyspace of before packs when it
-    /// is complete, else derived from the summaries (days written before scan blocks
-    /// existed; a new day has none). Batches stay small; an interrupted backfill runs
-    /// again on the next open.
-    fn backfill_scan(
-        db: &Database,
-        parts: &DayParts,
-        legacy: Option<&Keyspace>,
-    ) -> Result<(), StoreError> {
-        let blocks: Box<
-            dyn Iterator<Item = Result<(fjall::UserKey, fjall::UserValue), StoreError>>,
-        > = match legacy {
-            Some(ks) if ks.contains_key(SCAN_COMPLETE)? => Box::new(
-                ks.iter()
-                    .map(|kv| kv.into_inner().map_err(StoreError::from)),
-            ),
-            _ => Box::new(parts.sums.iter().map(|kv| {
-                let (k, v) = kv.into_inner()?;
-                let stored = decode_summary(&v)?;
-                Ok((k, fjall::UserValue::from(scan_block(&stored))))
-            })),
-        };
+    /// Writes the scan block of every summary of a day that has none yet (days
+    /// written before scan blocks existed; a new day has no summaries), then the
+    /// marker. Batches stay small; an interrupted backfill runs again on the next open.
+    fn backfill_scan(db: &Database, parts: &DayParts) -> Result<(), StoreError> {
         const BATCH: usize = 10_000;
         let mut batch = db.batch().durability(Some(PersistMode::SyncData));
         let (mut pending, mut total) = (0, 0usize);
-        let mut group: Option<(Vec<u8>, u32)> = None;
-        let mut members: Vec<([u8; 16], fjall::UserValue)> = Vec::new();
-        for kv in blocks {
-            let (k, v) = kv?;
-            let Some((tp, rest)) = split_tenant(&k) else {
-                continue;
-            };
-            let Ok(tb) = <[u8; 16]>::try_from(rest) else {
-                continue;
-            };
-            let sec = TraceId::from_bytes(tb).epoch_seconds();
-            if group
-                .as_ref()
-                .is_some_and(|(t, s)| t.as_slice() != tp || *s != sec)
-            {
-                if let Some((t, s)) = group.take() {
-                    merge_into_packs(&parts.pack, &t, s, &members, &mut batch)?;
-                }
-                total += members.len();
-                pending += members.len();
-                members.clear();
-                if pending >= BATCH {
-                    batch.commit()?;
-                    batch = db.batch().durability(Some(PersistMode::SyncData));
-                    pending = 0;
-                }
+        for kv in parts.sums.iter() {
+            let (k, v) = kv.into_inner()?;
+            let stored = decode_summary(&v)?;
+            batch.insert(&parts.scan, k, scan_block(&stored));
+            pending += 1;
+            if pending == BATCH {
+                batch.commit()?;
+                batch = db.batch().durability(Some(PersistMode::SyncData));
+                total += pending;
+                pending = 0;
             }
-            if group.is_none() {
-                group = Some((tp.to_vec(), sec));
-            }
-            members.push((tb, v));
         }
-        if let Some((t, s)) = group.take() {
-            merge_into_packs(&parts.pack, &t, s, &members, &mut batch)?;
-        }
-        total += members.len();
+        total += pending;
         if total > 0 {
-            tracing::info!(
-                summaries = total,
-                "packed the scan blocks of stored summaries"
-            );
+            tracing::info!(summaries = total, "writing scan blocks of stored summaries");
         }
-        batch.insert(&parts.pack, SCAN_COMPLETE, []);
+        batch.insert(&parts.scan, SCAN_COMPLETE, []);
         batch.commit()?;
         Ok(())
     }
@@ -1390,7 +1001,6 @@ impl EmbeddedStore {
         let mut deltas: BTreeMap<(Vec<u8>, u64, GraphKey), Stats> = BTreeMap::new();
         // (key, marker as read, whether this round may clear it)
         let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>, bool)> = Vec::new();
-        let loose = self.loose_now()?;
         for (tenant, trace, parsed, max_seq) in traces {
             let trace = &trace;
             let tp = tenant.prefix();
@@ -1501,7 +1111,7 @@ impl EmbeddedStore {
                 revision,
                 updated_at: now,
             };
-            batch.insert(&loose, tk.clone(), scan_block(&stored));
+            batch.insert(&parts.scan, tk.clone(), scan_block(&stored));
             batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
@@ -1565,188 +1175,6 @@ impl EmbeddedStore {
         }
         batch.commit()?;
         Ok(())
-    }
-
-    /// The loose keyspace the indexer writes to now: this minute's, or the newest
-    /// one when the clock went back (a block must never land in a keyspace that is
-    /// being sealed).
-    fn loose_now(&self) -> Result<Keyspace, StoreError> {
-        let minute = (now_seconds() / 60.0) as u64;
-        if let Some((_, ks)) = self
-            .inner
-            .loose
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .range((minute, 0)..)
-            .next_back()
-        {
-            return Ok(ks.clone());
-        }
-        let mut loose = self.inner.loose.write().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, ks)) = loose.range((minute, 0)..).next_back() {
-            return Ok(ks.clone());
-        }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let ks = self
-            .inner
-            .db
-            .keyspace(&format!("{LOOSE_PREFIX}{minute}_{nanos}"), || {
-                KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024)
-            })?;
-        loose.insert((minute, nanos), ks.clone());
-        Ok(ks)
-    }
-
-    /// The loose keyspaces, oldest first.
-    fn loose_keyspaces(&self) -> Vec<Keyspace> {
-        self.inner
-            .loose
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// One step of sealing: packs up to about [`SEAL_ROUND`] blocks of the oldest
-    /// loose keyspace whose minute ended at least `seal_age` before `now` (epoch
-    /// seconds), from key `from` on in it. A finished keyspace is retired (deleted
-    /// after [`RETIRE_GRACE`]).
-    fn seal_step(&self, now: f64, seal_age: Duration, from: &[u8]) -> Result<SealStep, StoreError> {
-        self.delete_retired(false)?;
-        let _index = self
-            .inner
-            .index_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let due = self
-            .inner
-            .loose
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .next()
-            .filter(|((m, _), _)| ((*m + 1) * 60) as f64 + seal_age.as_secs_f64() <= now)
-            .map(|(name, ks)| (*name, ks.clone()));
-        let Some((name, ks)) = due else {
-            return Ok(SealStep::Idle);
-        };
-        let dropped_before = self.inner.dropped_before.load(Ordering::Relaxed);
-        let mut batch = self.inner.db.batch();
-        let mut moved = 0;
-        let mut group: Option<(Vec<u8>, u32)> = None;
-        let mut blocks: Vec<([u8; 16], fjall::UserValue)> = Vec::new();
-        let mut resume = None;
-        for kv in ks.range(from..) {
-            let (k, v) = kv.into_inner()?;
-            let Some((tp, rest)) = split_tenant(&k) else {
-                continue;
-            };
-            let Ok(tb) = <[u8; 16]>::try_from(rest) else {
-                continue;
-            };
-            let sec = TraceId::from_bytes(tb).epoch_seconds();
-            if group
-                .as_ref()
-                .is_some_and(|(t, s)| t.as_slice() != tp || *s != sec)
-            {
-                if let Some((t, s)) = group.take() {
-                    self.seal_group(&t, s, &blocks, dropped_before, &mut batch)?;
-                }
-                blocks.clear();
-                if moved >= SEAL_ROUND {
-                    resume = Some(k.to_vec());
-                    break;
-                }
-            }
-            if group.is_none() {
-                group = Some((tp.to_vec(), sec));
-            }
-            blocks.push((tb, v));
-            moved += 1;
-        }
-        // `resume` is the first key of the next group: the next step starts there.
-        if resume.is_none() {
-            if let Some((t, s)) = group.take() {
-                self.seal_group(&t, s, &blocks, dropped_before, &mut batch)?;
-            }
-            batch.insert(&ks, SEALED, []);
-        }
-        batch.commit()?;
-        if let Some(next) = resume {
-            return Ok(SealStep::Resume(next));
-        }
-        // Done: new queries no longer read the keyspace; queries that listed it
-        // still can until it is deleted.
-        self.inner
-            .loose
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&name);
-        self.inner
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((Instant::now(), ks));
-        Ok(SealStep::Finished)
-    }
-
-    /// Deletes the retired loose keyspaces whose grace is over (all with `all`).
-    fn delete_retired(&self, all: bool) -> Result<(), StoreError> {
-        let due: Vec<Keyspace> = {
-            let mut retired = self.inner.retired.lock().unwrap_or_else(|e| e.into_inner());
-            let (due, keep) = retired
-                .drain(..)
-                .partition(|(at, _)| all || at.elapsed() >= RETIRE_GRACE);
-            *retired = keep;
-            due.into_iter().map(|(_, ks)| ks).collect()
-        };
-        for ks in due {
-            self.inner.db.delete_keyspace(ks)?;
-        }
-        Ok(())
-    }
-
-    /// Seals every loose scan block into packs now, whatever its age, and returns how
-    /// many blocks were loose. Scans answer the same before and after; packed blocks
-    /// are cheaper to scan. (The indexer seals by itself as blocks come of age.)
-    pub fn pack_scan_blocks_blocking(&self) -> Result<usize, StoreError> {
-        let mut total = 0;
-        for ks in self.loose_keyspaces() {
-            total += ks.len()?;
-        }
-        let mut from = Vec::new();
-        loop {
-            match self.seal_step(f64::INFINITY, Duration::ZERO, &from)? {
-                SealStep::Idle => return Ok(total),
-                SealStep::Resume(next) => from = next,
-                SealStep::Finished => from.clear(),
-            }
-        }
-    }
-
-    /// Merges `blocks` (one second of one tenant, ascending trace ids, each newer than
-    /// the packed block of its trace) into that second's packs, in `batch`. Blocks of a
-    /// dropped day are left out.
-    fn seal_group(
-        &self,
-        tp: &[u8],
-        sec: u32,
-        blocks: &[([u8; 16], fjall::UserValue)],
-        dropped_before: u64,
-        batch: &mut fjall::OwnedWriteBatch,
-    ) -> Result<(), StoreError> {
-        let day = day_of(u64::from(sec));
-        if blocks.is_empty() || day_start(day) + 86_400 <= dropped_before {
-            return Ok(());
-        }
-        let Some(parts) = self.day(day) else {
-            return Ok(());
-        };
-        merge_into_packs(&parts.pack, tp, sec, blocks, batch)
     }
 
     fn get_traces_blocking(
@@ -1851,10 +1279,6 @@ impl EmbeddedStore {
         // One snapshot for the page: plain reads see a batch while it is being applied
         // (fjall reads at the newest sequence number), so a scan block could be seen
         // before the summary written beside it.
-        // The loose keyspaces are listed before the snapshot is taken: one sealed after
-        // the listing is still readable (see `RETIRE_GRACE`), and one sealed before it
-        // is in the snapshot's packs.
-        let loose = self.loose_keyspaces();
         let snap = self.inner.db.snapshot();
         // The summary of a scan block; `None` only when the day is being dropped.
         let whole = |parts: &DayParts, tk: &[u8]| -> Result<Option<StoredSummary>, StoreError> {
@@ -1864,7 +1288,6 @@ impl EmbeddedStore {
         };
         let accept = |s: &StoredSummary| q.accepts(s, service.as_deref(), compiled.as_ref());
 
-        let mut pack_cache = None;
         // The summary each scan block is decoded into, reused from block to block.
         let mut scratch = crate::scan::empty(TraceId::from_bytes([0; 16]));
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
@@ -1899,11 +1322,9 @@ impl EmbeddedStore {
                     page.scanned += 1;
                     let tk = trace_key(&tp, &tid);
                     if use_scan {
-                        if let Some(b) =
-                            lookup_scan_block(&snap, &parts, &loose, &tk, &tb, &mut pack_cache)?
-                        {
+                        if let Some(v) = snap.get(&parts.scan, &tk)? {
                             crate::scan::decode_scan_into(
-                                b.bytes(),
+                                &v,
                                 tid,
                                 needs,
                                 annotation_keys,
@@ -1925,19 +1346,23 @@ impl EmbeddedStore {
                     }
                 }
             } else if use_scan {
-                let mut blocks = ScanBlocks::new(&snap, &parts, &loose, &tp, &lower, &upper);
-                let mut judge = |tb: [u8; 16], block: &[u8]| -> Result<bool, StoreError> {
-                    let tid = TraceId::from_bytes(tb);
-                    crate::scan::decode_scan_into(block, tid, needs, annotation_keys, &mut scratch)
-                        .map_err(|e| corrupt("scan block", e))?;
-                    Ok(accept(&scratch))
-                };
-                while let Some((tb, matched)) = blocks.next_block(&mut judge)? {
+                for kv in snap.range(&parts.scan, lower..upper).rev() {
+                    let (k, v) = kv.into_inner()?;
+                    let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
+                        continue;
+                    };
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    if matched {
-                        let tk = trace_key(&tp, &TraceId::from_bytes(tb));
-                        page.summaries.extend(whole(&parts, &tk)?);
+                    crate::scan::decode_scan_into(
+                        &v,
+                        TraceId::from_bytes(tb),
+                        needs,
+                        annotation_keys,
+                        &mut scratch,
+                    )
+                    .map_err(|e| corrupt("scan block", e))?;
+                    if accept(&scratch) {
+                        page.summaries.extend(whole(&parts, &k)?);
                     }
                     if page.summaries.len() >= limit || page.scanned >= budget {
                         break 'days;
@@ -2077,7 +1502,7 @@ impl EmbeddedStore {
         let mut dropped = Vec::new();
         for (day, parts) in expired {
             for ks in [
-                parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour, parts.pack,
+                parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour, parts.scan,
             ] {
                 self.inner.db.delete_keyspace(ks)?;
             }
@@ -2223,142 +1648,5 @@ impl Store for EmbeddedStore {
     async fn drop_before(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
         let s = self.clone();
         blocking(move || s.drop_before_blocking(epoch_seconds)).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc(at: u32, n: u32) -> Document {
-        Document::parse(format!(
-            r#"{{"trace_id":"1-{at:08x}-{n:024x}","id":"{n:016x}","name":"svc-{s}","start_time":{at},"end_time":{at}.5,"annotations":{{"n":{n}}}}}"#,
-            s = n % 3
-        ))
-        .expect("valid")
-    }
-
-    fn ids(store: &EmbeddedStore, filter: &str) -> Vec<String> {
-        let q = SummaryQuery {
-            start: 1_700_000_000.0,
-            end: 1_700_000_100.0,
-            time_range_type: crate::TimeRangeType::TraceId,
-            service: None,
-            filter: Some(filter.to_string()),
-            groups: Vec::new(),
-            predicate: None,
-            cursor: None,
-            limit: 1000,
-            scan_budget: 100_000,
-        };
-        store
-            .query_blocking(&TenantId::default(), &q)
-            .expect("query")
-            .summaries
-            .iter()
-            .map(|s| s.summary.trace_id.to_string())
-            .collect()
-    }
-
-    fn names(db: &Database, prefix: &str) -> Vec<String> {
-        db.list_keyspace_names()
-            .into_iter()
-            .map(|n| n.to_string())
-            .filter(|n| n.starts_with(prefix))
-            .collect()
-    }
-
-    /// A day whose scan blocks are in the per-day scan keyspace of before packs gets
-    /// them packed when it opens, and the old keyspace goes.
-    #[test]
-    fn legacy_scan_keyspaces_are_packed_on_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
-        let docs: Vec<Document> = (1..=300).map(|n| doc(1_700_000_000 + n % 5, n)).collect();
-        store
-            .write_blocking(&TenantId::default(), docs, true)
-            .expect("write");
-        store.sync_index_blocking();
-        let want = ids(&store, "annotation.n > 0");
-        assert_eq!(want.len(), 300);
-        store.close_blocking().expect("close");
-        drop(store);
-        // Rewrite the store as the version before packs left it: every scan block
-        // in `scan_{day}`, with its complete marker, and no packs or loose blocks.
-        {
-            let db = Database::builder(dir.path()).open().expect("raw open");
-            let day = day_of(1_700_000_000);
-            let sums = db
-                .keyspace(&format!("sums_{day}"), KeyspaceCreateOptions::default)
-                .expect("sums");
-            let scan = db
-                .keyspace(&format!("scan_{day}"), KeyspaceCreateOptions::default)
-                .expect("scan");
-            for kv in sums.iter() {
-                let (k, v) = kv.into_inner().expect("read");
-                let stored = decode_summary(&v).expect("summary");
-                scan.insert(k, scan_block(&stored)).expect("insert");
-            }
-            scan.insert(SCAN_COMPLETE, []).expect("marker");
-            for name in db.list_keyspace_names() {
-                if name.starts_with("pack_") || name.starts_with(LOOSE_PREFIX) {
-                    let ks = db
-                        .keyspace(&name, KeyspaceCreateOptions::default)
-                        .expect("keyspace");
-                    db.delete_keyspace(ks).expect("delete");
-                }
-            }
-            db.persist(PersistMode::SyncAll).expect("persist");
-        }
-        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
-        assert_eq!(ids(&store, "annotation.n > 0"), want);
-        assert_eq!(ids(&store, r#"service("svc-1")"#).len(), 100);
-        store.close_blocking().expect("close");
-        drop(store);
-        let db = Database::builder(dir.path()).open().expect("raw open");
-        assert!(names(&db, LEGACY_SCAN_PREFIX).is_empty());
-    }
-
-    /// A loose keyspace sealed but not yet deleted when the process stopped is
-    /// deleted on the next open: its blocks may be older than packed ones by then.
-    #[test]
-    fn sealed_loose_keyspaces_are_not_read_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t = TenantId::default();
-        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
-        store
-            .write_blocking(&t, vec![doc(1_700_000_000, 1)], true)
-            .expect("write");
-        store.sync_index_blocking();
-        assert_eq!(store.pack_scan_blocks_blocking().expect("pack"), 1);
-        // The trace changes after the seal: a newer loose block, sealed in turn.
-        let late = Document::parse(
-            r#"{"trace_id":"1-6553f100-000000000000000000000001","id":"00000000000000ff","name":"late","start_time":1700000000,"end_time":1700000001}"#
-                .to_string(),
-        )
-        .expect("valid");
-        store.write_blocking(&t, vec![late], true).expect("write");
-        store.sync_index_blocking();
-        assert_eq!(store.pack_scan_blocks_blocking().expect("pack"), 1);
-        assert_eq!(ids(&store, r#"service("late")"#).len(), 1);
-        // Both sealed keyspaces are retired, not deleted yet. The newer one goes, the
-        // older one (with the trace's first block) is left; stop without closing.
-        assert_eq!(names(&store.inner.db, LOOSE_PREFIX).len(), 2);
-        let newer = store
-            .inner
-            .retired
-            .lock()
-            .expect("lock")
-            .pop()
-            .expect("retired");
-        store.inner.db.delete_keyspace(newer.1).expect("delete");
-        drop(store);
-        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
-        assert_eq!(ids(&store, r#"service("late")"#).len(), 1);
-        assert_eq!(ids(&store, "annotation.n = 1").len(), 1);
-        store.close_blocking().expect("close");
-        drop(store);
-        let db = Database::builder(dir.path()).open().expect("raw open");
-        assert!(names(&db, LOOSE_PREFIX).is_empty());
     }
 }

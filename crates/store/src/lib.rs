@@ -19,7 +19,6 @@ mod codec;
 pub mod embedded;
 mod error;
 mod keys;
-mod pack;
 mod scan;
 
 pub use error::StoreError;

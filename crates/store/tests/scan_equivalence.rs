@@ -48,18 +48,8 @@ const EXPRESSIONS: &[&str] = &[
     r#"resource.arn CONTAINS "ecs""#,
 ];
 
-/// A store whose indexer never packs scan blocks by itself, so that the tests say
-/// which blocks are packed and which are loose.
-fn open(dir: &std::path::Path) -> EmbeddedStore {
-    let options = EmbeddedOptions {
-        seal_age: std::time::Duration::from_secs(u64::from(u32::MAX)),
-        ..EmbeddedOptions::default()
-    };
-    EmbeddedStore::open(dir, options).expect("open")
-}
-
 fn load(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> EmbeddedStore {
-    let store = open(dir);
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open");
     let t = TenantId::default();
     for trace in common::TRACES {
         let docs = trace
@@ -96,7 +86,7 @@ fn days_without_scan_blocks_get_them_on_open() {
             .list_keyspace_names()
             .into_iter()
             .map(|n| n.to_string())
-            .filter(|n| n.starts_with("pack_") || n.starts_with("loose_"))
+            .filter(|n| n.starts_with("scan_"))
             .collect();
         assert!(!names.is_empty());
         for name in names {
@@ -222,147 +212,4 @@ fn scans_during_indexing_never_fail() {
     }
     writer.join().expect("writer");
     assert!(pages > 0);
-}
-
-/// Packed scan blocks answer what loose ones answer: after packing, after a packed
-/// trace is re-derived (its loose block hides the packed one), and after packing that.
-#[test]
-fn packed_scan_blocks_answer_what_loose_ones_do() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = load(dir.path(), &rt);
-    check(&store, &rt);
-    let moved = store.pack_scan_blocks_blocking().expect("pack");
-    assert!(moved >= common::TRACES.len(), "{moved}");
-    check(&store, &rt);
-    // Nothing loose is left to pack.
-    assert_eq!(store.pack_scan_blocks_blocking().expect("pack"), 0);
-    // Writing a fixture trace again re-derives it (a new revision, a loose block).
-    let t = TenantId::default();
-    let docs = common::TRACES[0]
-        .iter()
-        .map(|raw| Document::parse(raw.to_string()).expect("fixture parses"))
-        .collect();
-    rt.block_on(store.write(&t, docs)).expect("write");
-    store.sync_index_blocking();
-    check(&store, &rt);
-    assert!(store.pack_scan_blocks_blocking().expect("pack") >= 1);
-    check(&store, &rt);
-    // Packs survive a restart.
-    rt.block_on(store.close()).expect("close");
-    drop(store);
-    let store = open(dir.path());
-    check(&store, &rt);
-}
-
-/// Seconds holding more traces than one pack: every trace is found, once, newest
-/// first, by scans in pages of any size and by the service pushdown's lookups, with
-/// some traces re-derived after their seal (a loose block beside the packed one).
-#[test]
-fn paging_through_packs_visits_every_trace_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = open(dir.path());
-    let t = TenantId::default();
-    let base = 1_700_000_000u32;
-    // 700 traces in second `base`, then 40 in each of the next 3 seconds.
-    let traces: Vec<(u32, u32)> = (1..=700u32)
-        .map(|n| (base, n))
-        .chain((701..=820u32).map(|n| (base + 1 + (n - 701) / 40, n)))
-        .collect();
-    let doc = |at: u32, n: u32, status: u32| {
-        Document::parse(format!(
-            r#"{{"trace_id":"1-{at:08x}-{n:024x}","id":"{n:016x}","name":"svc-{s}","start_time":{at},"end_time":{at}.5,"http":{{"response":{{"status":{status}}}}},"annotations":{{"n":{n}}}}}"#,
-            s = n % 3
-        ))
-        .expect("valid")
-    };
-    let docs = traces.iter().map(|(at, n)| doc(*at, *n, 200)).collect();
-    rt.block_on(store.write(&t, docs)).expect("write");
-    store.sync_index_blocking();
-    let moved = store.pack_scan_blocks_blocking().expect("pack");
-    assert_eq!(moved, traces.len());
-    // Every 7th trace is re-derived: a second document with an annotation `late`.
-    let later: Vec<Document> = traces
-        .iter()
-        .filter(|(_, n)| n % 7 == 0)
-        .map(|(at, n)| {
-            let id = n + 100_000;
-            Document::parse(format!(
-                r#"{{"trace_id":"1-{at:08x}-{n:024x}","id":"{id:016x}","name":"svc-9","start_time":{at},"end_time":{at}.7,"annotations":{{"late":true}}}}"#,
-            ))
-            .expect("valid")
-        })
-        .collect();
-    let rederived = later.len();
-    rt.block_on(store.write(&t, later)).expect("write");
-    store.sync_index_blocking();
-
-    let page = |filter: &str, cursor: Option<String>, limit: usize| SummaryQuery {
-        start: f64::from(base),
-        end: f64::from(base + 10),
-        time_range_type: TimeRangeType::TraceId,
-        service: None,
-        filter: Some(filter.to_string()),
-        groups: Vec::new(),
-        predicate: None,
-        cursor,
-        limit,
-        scan_budget: limit * 3,
-    };
-    let all_pages = |filter: &str, limit: usize| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let p = rt
-                .block_on(store.query_summaries(&t, page(filter, cursor.clone(), limit)))
-                .expect("query");
-            out.extend(p.summaries.iter().map(|s| s.summary.trace_id.to_string()));
-            match p.next {
-                Some(next) => cursor = Some(next),
-                None => return out,
-            }
-        }
-    };
-    let mut newest_first: Vec<(u32, u32)> = traces.clone();
-    newest_first.sort_by(|a, b| b.cmp(a));
-    let ids = |keep: &dyn Fn(u32) -> bool| -> Vec<String> {
-        newest_first
-            .iter()
-            .filter(|(_, n)| keep(*n))
-            .map(|(at, n)| format!("1-{at:08x}-{n:024x}"))
-            .collect()
-    };
-    for round in 0..2 {
-        for limit in [3, 7, 100, 1000] {
-            assert_eq!(
-                all_pages("annotation.n > 0", limit),
-                ids(&|_| true),
-                "limit {limit}"
-            );
-            // The re-derived traces have their new annotation: the loose block wins.
-            assert_eq!(
-                all_pages("annotation.late = true", limit),
-                ids(&|n| n % 7 == 0),
-                "limit {limit}"
-            );
-            // Through the service index: point lookups into the packs.
-            assert_eq!(
-                all_pages(r#"service("svc-1") AND annotation.n > 0"#, limit),
-                ids(&|n| n % 3 == 1),
-                "limit {limit}"
-            );
-            assert_eq!(
-                all_pages(r#"service("svc-9") AND annotation.late = true"#, limit),
-                ids(&|n| n % 7 == 0),
-                "limit {limit}"
-            );
-        }
-        // Fold the loose blocks in (the second time round there are none left); the
-        // answers stay the same.
-        assert_eq!(
-            store.pack_scan_blocks_blocking().expect("pack"),
-            if round == 0 { rederived } else { 0 }
-        );
-    }
 }
