@@ -184,10 +184,15 @@ pub(crate) fn take_bytes<'a>(v: &'a [u8], at: &mut usize, n: usize) -> Result<&'
     Ok(b)
 }
 
-pub(crate) fn take_str(v: &[u8], at: &mut usize) -> Result<String, String> {
+/// The bytes of a string as [`put_str`] writes it (length first), not yet checked to
+/// be UTF-8: what a reader that skips the string or compares its bytes needs.
+pub(crate) fn take_str_bytes<'a>(v: &'a [u8], at: &mut usize) -> Result<&'a [u8], String> {
     let n = u32::from_le_bytes(take::<4>(v, at)?) as usize;
-    let b = take_bytes(v, at, n)?;
-    String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
+    take_bytes(v, at, n)
+}
+
+pub(crate) fn take_str(v: &[u8], at: &mut usize) -> Result<String, String> {
+    String::from_utf8(take_str_bytes(v, at)?.to_vec()).map_err(|e| e.to_string())
 }
 
 pub(crate) fn take_flag(v: &[u8], at: &mut usize) -> Result<bool, String> {

@@ -1289,7 +1289,7 @@ impl EmbeddedStore {
         let accept = |s: &StoredSummary| q.accepts(s, service.as_deref(), compiled.as_ref());
 
         // The summary each scan block is decoded into, reused from block to block.
-        let mut scratch = crate::scan::empty(TraceId::from_bytes([0; 16]));
+        let mut scratch = crate::scan::empty();
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
             let lower = time_key(&tp, lo_sec);
             let mut upper = match cursor {

@@ -27,7 +27,7 @@ use roentgen_model::trace::{
 
 use crate::StoredSummary;
 use crate::codec::{
-    put_key, put_opt_str, put_str, take, take_bytes, take_flag, take_key, take_str,
+    put_key, put_opt_str, put_str, take, take_bytes, take_flag, take_key, take_str, take_str_bytes,
 };
 
 const VERSION: u8 = 1;
@@ -193,12 +193,10 @@ fn take_count(v: &[u8], at: &mut usize, min: usize) -> Result<usize, String> {
 
 /// Steps over one service key without building it.
 fn skip_keys_one(v: &[u8], at: &mut usize) -> Result<(), String> {
-    let len = take_u32(v, at)?;
-    take_bytes(v, at, len)?;
+    take_str_bytes(v, at)?;
     for _ in 0..2 {
         if take_flag(v, at)? {
-            let len = take_u32(v, at)?;
-            take_bytes(v, at, len)?;
+            take_str_bytes(v, at)?;
         }
     }
     Ok(())
@@ -215,8 +213,7 @@ fn skip_keys(v: &[u8], at: &mut usize) -> Result<(), String> {
 
 /// Reads a string into `s`, in its allocation.
 fn fill_str(v: &[u8], at: &mut usize, s: &mut String) -> Result<(), String> {
-    let n = take_u32(v, at)?;
-    let b = take_bytes(v, at, n)?;
+    let b = take_str_bytes(v, at)?;
     s.clear();
     s.push_str(std::str::from_utf8(b).map_err(|e| e.to_string())?);
     Ok(())
@@ -278,8 +275,7 @@ fn take_value(v: &[u8], at: &mut usize) -> Result<StoredAnnotation, String> {
 fn skip_value(v: &[u8], at: &mut usize) -> Result<(), String> {
     match take::<1>(v, at)? {
         [0] => {
-            let len = take_u32(v, at)?;
-            take_bytes(v, at, len)?;
+            take_str_bytes(v, at)?;
         }
         [1] => {
             take::<8>(v, at)?;
@@ -325,8 +321,7 @@ fn fill_section(
             }
             let count = take_count(v, at, 8)?;
             for _ in 0..count {
-                let len = take_u32(v, at)?;
-                let raw = take_bytes(v, at, len)?;
+                let raw = take_str_bytes(v, at)?;
                 let n = take_count(v, at, 6)?;
                 if keys.is_some_and(|keys| !keys.iter().any(|k| k.as_bytes() == raw)) {
                     for _ in 0..n {
@@ -399,11 +394,12 @@ fn clear_section(s: &mut TraceSummary, part: Needs) {
     }
 }
 
-/// A summary with nothing in it, for [`decode_scan_into`] to fill.
-pub(crate) fn empty(trace_id: TraceId) -> StoredSummary {
+/// A summary with nothing in it (and an all-zero trace id), for [`decode_scan_into`]
+/// to fill.
+pub(crate) fn empty() -> StoredSummary {
     StoredSummary {
         summary: TraceSummary {
-            trace_id,
+            trace_id: TraceId::from_bytes([0; 16]),
             start_time: 0.0,
             end_time: None,
             duration: None,
@@ -445,7 +441,7 @@ pub(crate) fn decode_scan(
     needs: Needs,
     annotation_keys: Option<&[String]>,
 ) -> Result<StoredSummary, String> {
-    let mut out = empty(trace_id);
+    let mut out = empty();
     decode_scan_into(v, trace_id, needs, annotation_keys, &mut out)?;
     Ok(out)
 }
@@ -640,7 +636,8 @@ mod tests {
     /// Blocks unlike each other, for decoding one after another into one summary.
     fn variants() -> Vec<StoredSummary> {
         let full = sample();
-        let mut bare = empty(full.summary.trace_id);
+        let mut bare = empty();
+        bare.summary.trace_id = full.summary.trace_id;
         bare.summary.start_time = 1.0;
         let mut other = sample();
         other.summary.http = Some(HttpSummary {
@@ -677,7 +674,7 @@ mod tests {
             Needs::NONE,
         ] {
             for keys in [None, Some(&keys[..])] {
-                let mut reused = empty(sample().summary.trace_id);
+                let mut reused = empty();
                 // Every order of every pair, and each after itself.
                 for a in variants() {
                     for b in variants() {
