@@ -45,25 +45,43 @@ def roentgen_binary() -> Path:
     return target_dir / "debug" / "roentgen"
 
 
+# Ports handed to servers come from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default): a port the kernel picked for
+# bind(0) and that was then released can be taken by any outgoing connection before the
+# server binds it, and CI once lost a run to exactly that. Each pytest process walks its
+# own stretch of 20000-32767, so no two servers of one run are handed the same port, and a
+# port that cannot be bound right now (another program holds it) is skipped.
+_PORT_LOW, _PORT_HIGH = 20000, 32767
+_next_port = _PORT_LOW + (os.getpid() * 7919) % (_PORT_HIGH - _PORT_LOW)
+
+
+def _bindable(port: int, kinds: tuple[int, ...]) -> bool:
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def _take_port(kinds: tuple[int, ...]) -> int:
+    global _next_port
+    for _ in range(_PORT_HIGH - _PORT_LOW):
+        port = _next_port
+        _next_port = _PORT_LOW + (_next_port + 1 - _PORT_LOW) % (_PORT_HIGH - _PORT_LOW)
+        if _bindable(port, kinds):
+            return port
+    raise RuntimeError(f"no free port in {_PORT_LOW}-{_PORT_HIGH}")
+
+
 def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _take_port((socket.SOCK_STREAM,))
 
 
 def _free_udp_and_tcp_port() -> int:
     """A port number free for both UDP and TCP, like the X-Ray daemon's 2000."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
+    return _take_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 def parse_prometheus(text: str) -> dict[str, float]:

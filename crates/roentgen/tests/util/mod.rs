@@ -24,14 +24,32 @@ pub struct Server {
 }
 
 /// A loopback port free for both TCP and UDP.
+///
+/// Ports come from 20000-32767, below the kernel's ephemeral range: a port the kernel
+/// picked for `bind(0)` and that was then released can be taken by any outgoing
+/// connection before the server binds it. Each test process walks its own stretch of the
+/// range (starting from its pid), so no two servers of one process are handed the same
+/// port, and a port that cannot be bound right now is skipped.
 pub fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = t.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_767;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = u16::try_from(LOW + offset).expect("port fits in u16");
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        if tcp.is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no port in 20000-32767 free for both TCP and UDP");
 }
 
 pub fn bin() -> &'static str {
