@@ -1305,6 +1305,21 @@ impl EmbeddedStore {
 
         // The summary each scan block is decoded into, reused from block to block.
         let mut scratch = crate::scan::empty();
+        // Judges the scan block `v` of trace `tid` (key `tk`) and adds the trace's
+        // whole summary to `out` when the query accepts it.
+        let mut judge = |parts: &DayParts,
+                         v: &[u8],
+                         tid: TraceId,
+                         tk: &[u8],
+                         out: &mut Vec<StoredSummary>|
+         -> Result<(), StoreError> {
+            crate::scan::decode_scan_into(v, tid, needs, annotation_keys, &mut scratch)
+                .map_err(|e| corrupt("scan block", e))?;
+            if accept(&scratch) {
+                out.extend(whole(parts, tk)?);
+            }
+            Ok(())
+        };
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
             let lower = time_key(&tp, lo_sec);
             let mut upper = match cursor {
@@ -1338,17 +1353,7 @@ impl EmbeddedStore {
                     let tk = trace_key(&tp, &tid);
                     if use_scan {
                         if let Some(v) = snap.get(&parts.scan, &tk)? {
-                            crate::scan::decode_scan_into(
-                                &v,
-                                tid,
-                                needs,
-                                annotation_keys,
-                                &mut scratch,
-                            )
-                            .map_err(|e| corrupt("scan block", e))?;
-                            if accept(&scratch) {
-                                page.summaries.extend(whole(&parts, &tk)?);
-                            }
+                            judge(&parts, &v, tid, &tk, &mut page.summaries)?;
                         }
                     } else if let Some(v) = snap.get(&parts.sums, &tk)? {
                         let s = decode_summary(&v)?;
@@ -1368,17 +1373,7 @@ impl EmbeddedStore {
                     };
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    crate::scan::decode_scan_into(
-                        &v,
-                        TraceId::from_bytes(tb),
-                        needs,
-                        annotation_keys,
-                        &mut scratch,
-                    )
-                    .map_err(|e| corrupt("scan block", e))?;
-                    if accept(&scratch) {
-                        page.summaries.extend(whole(&parts, &k)?);
-                    }
+                    judge(&parts, &v, TraceId::from_bytes(tb), &k, &mut page.summaries)?;
                     if page.summaries.len() >= limit || page.scanned >= budget {
                         break 'days;
                     }
