@@ -6,6 +6,11 @@
 //! synced within [`SYNC_INTERVAL`] by a background thread) when nobody does. The
 //! indexer derives summaries, the service index and the rollups from marked traces. fjall poisons the database after a failed sync and refuses later writes
 //! (`Error::Poisoned`), which is the fail-stop behaviour we want.
+//!
+//! Beside each summary the indexer writes its scan block ([`crate::scan`]) into the
+//! day's scan packs ([`crate::pack`]): one value per indexing round and trace-id
+//! second, which time-range scans read instead of one entry per trace. Service-index
+//! candidates are judged on their summary records.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -19,8 +24,8 @@ use roentgen_model::document::parse_segment;
 use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
 
 use crate::keys::{
-    TenantId, day_of, day_start, doc_key, rollup_prefix, service_key, split_tenant, time_key,
-    trace_key,
+    TenantId, day_of, day_start, doc_key, pack_key, rollup_prefix, service_key, split_tenant,
+    time_key, trace_key,
 };
 use crate::{
     ConfigKind, RollupRow, Store, StoreError, StoredSummary, StoredTrace, SummaryPage,
@@ -32,7 +37,7 @@ use crate::{
 pub const EVENT_LOOKBACK_SECONDS: u64 = 86_400;
 
 /// Options of the embedded store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct EmbeddedOptions {
     /// Block cache size in bytes.
     pub cache_bytes: u64,
@@ -43,6 +48,12 @@ pub struct EmbeddedOptions {
     /// and succeed again once space is freed. The engine's flushes and compactions,
     /// and the indexer, write into this reserve.
     pub min_free_bytes: u64,
+    /// Most traces of one tenant and one trace-id second whose scan blocks go into
+    /// packs while the process runs; the rest are stored one by one. A time-range scan
+    /// holds one second's packs in memory (about 200 bytes per trace), so this bounds a
+    /// query's memory when clients stamp many traces with one second. Counts restart
+    /// with the process, so a second can hold a multiple of it after restarts.
+    pub pack_second_cap: u32,
 }
 
 impl Default for EmbeddedOptions {
@@ -51,6 +62,7 @@ impl Default for EmbeddedOptions {
             cache_bytes: 32 * 1024 * 1024,
             journal_bytes: 128 * 1024 * 1024,
             min_free_bytes: 256 * 1024 * 1024,
+            pack_second_cap: 100_000,
         }
     }
 }
@@ -70,10 +82,22 @@ struct DayParts {
     /// Hour rollups: the sums of the minute rows of each hour, so that long windows
     /// read hours instead of minutes.
     hour: Keyspace,
-    /// The scan block of each summary ([`crate::scan`]), under the summary's key: what
-    /// a filtered scan reads instead of the whole record.
+    /// Loose scan blocks ([`crate::scan`]) under their summary's key: those of days
+    /// written before packs existed, and those of seconds past
+    /// [`EmbeddedOptions::pack_second_cap`].
     scan: Keyspace,
+    /// Scan packs: the scan blocks one indexing round wrote for one second of trace ids,
+    /// under tenant + second + pack number ([`pack_key`]). A trace re-derived later has
+    /// a newer copy in a later pack (or in `scan`); readers keep the highest revision.
+    packs: Keyspace,
 }
+
+/// Most seconds whose packed traces are counted (against
+/// [`EmbeddedOptions::pack_second_cap`]) before the counts start over.
+const PACK_COUNTED_SECONDS: usize = 65_536;
+/// Key in `meta` of the count of opens, the high bits of pack numbers: pack keys of
+/// one run never collide with another's.
+const PACK_RUN: &[u8] = b"pack_run";
 
 /// Key, in a day's scan keyspace, of the marker that says every summary of the day has
 /// its scan block (days written before scan blocks get them when opened). Tenant
@@ -81,7 +105,9 @@ struct DayParts {
 /// tenant's range holds it.
 const SCAN_COMPLETE: &[u8] = &[0xff];
 
-const PART_PREFIXES: [&str; 6] = ["docs_", "sums_", "svcs_", "roll_", "rolh_", "scan_"];
+const PART_PREFIXES: [&str; 7] = [
+    "docs_", "sums_", "svcs_", "roll_", "rolh_", "scan_", "pack_",
+];
 
 struct Inner {
     db: Database,
@@ -97,6 +123,12 @@ struct Inner {
     /// Taken before `write_lock` and held until a write's notes are sent.
     notify_lock: Mutex<()>,
     seq: AtomicU64,
+    /// Number of the next scan pack (the run count in the high bits, see [`PACK_RUN`]).
+    pack_seq: AtomicU64,
+    /// Traces packed per tenant prefix and second in this run (see
+    /// [`EmbeddedOptions::pack_second_cap`]); only the indexer touches it.
+    pack_counts: Mutex<HashMap<(Vec<u8>, u32), u32>>,
+    pack_second_cap: u32,
     /// Set by unsynced writes, cleared by the syncer thread when it syncs.
     unsynced: std::sync::atomic::AtomicBool,
     dropped_before: AtomicU64,
@@ -642,6 +674,15 @@ impl EmbeddedStore {
             .journal_compression(fjall::CompressionType::None)
             .open()?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let run = match meta.get(PACK_RUN)? {
+            Some(v) => <[u8; 8]>::try_from(&*v)
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("pack run count", "not 8 bytes"))?
+                .saturating_add(1),
+            None => 1,
+        };
+        meta.insert(PACK_RUN, run.to_be_bytes())?;
+        db.persist(PersistMode::SyncAll)?;
         let mut days = BTreeMap::new();
         let names: Vec<String> = db
             .list_keyspace_names()
@@ -676,6 +717,9 @@ impl EmbeddedStore {
                 index_lock: Mutex::new(()),
                 notify_lock: Mutex::new(()),
                 seq: AtomicU64::new(seq),
+                pack_seq: AtomicU64::new(run << 40),
+                pack_counts: Mutex::new(HashMap::new()),
+                pack_second_cap: options.pack_second_cap,
                 unsynced: std::sync::atomic::AtomicBool::new(false),
                 dropped_before: AtomicU64::new(0),
                 indexer: Indexer {
@@ -795,6 +839,7 @@ impl EmbeddedStore {
             roll: ks(PART_PREFIXES[3])?,
             hour: ks(PART_PREFIXES[4])?,
             scan: db.keyspace(&format!("{}{day}", PART_PREFIXES[5]), scan_options)?,
+            packs: db.keyspace(&format!("{}{day}", PART_PREFIXES[6]), scan_options)?,
         };
         if backfill {
             Self::backfill_hours(db, &parts)?;
@@ -1016,6 +1061,16 @@ impl EmbeddedStore {
         let mut deltas: BTreeMap<(Vec<u8>, u64, GraphKey), Stats> = BTreeMap::new();
         // (key, marker as read, whether this round may clear it)
         let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>, bool)> = Vec::new();
+        // This round's scan blocks by day, tenant prefix and second: one pack each.
+        let mut packs: HashMap<(u32, Vec<u8>, u32), crate::pack::Blocks> = HashMap::new();
+        let mut pack_counts = self
+            .inner
+            .pack_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pack_counts.len() > PACK_COUNTED_SECONDS {
+            pack_counts.clear();
+        }
         for (tenant, trace, parsed, max_seq) in traces {
             let trace = &trace;
             let tp = tenant.prefix();
@@ -1126,8 +1181,31 @@ impl EmbeddedStore {
                 revision,
                 updated_at: now,
             };
-            batch.insert(&parts.scan, tk.clone(), scan_block(&stored));
+            let block = scan_block(&stored);
+            let sec = trace.epoch_seconds();
+            let packed = pack_counts.entry((tp.clone(), sec)).or_insert(0);
+            if *packed < self.inner.pack_second_cap {
+                *packed += 1;
+                packs
+                    .entry((day, tp.clone(), sec))
+                    .or_default()
+                    .push((trace.to_bytes(), block));
+            } else {
+                batch.insert(&parts.scan, tk.clone(), block);
+            }
             batch.insert(&parts.sums, tk, encode_record(&stored, &ids, &new_graph));
+        }
+        drop(pack_counts);
+        for ((day, tp, sec), mut entries) in packs {
+            let Some(parts) = self.day(day) else {
+                continue;
+            };
+            let seq = self.inner.pack_seq.fetch_add(1, Ordering::Relaxed);
+            batch.insert(
+                &parts.packs,
+                pack_key(&tp, sec, seq),
+                crate::pack::encode(&mut entries),
+            );
         }
         // Rollups are only ever changed here, by the one indexer, so read-modify-write
         // is safe. Each minute's change goes to its hour row too.
@@ -1305,21 +1383,22 @@ impl EmbeddedStore {
 
         // The summary each scan block is decoded into, reused from block to block.
         let mut scratch = crate::scan::empty();
-        // Judges the scan block `v` of trace `tid` (key `tk`) and adds the trace's
-        // whole summary to `out` when the query accepts it.
+        // Judges the scan block `v` of trace `tid` and adds the trace's whole summary to
+        // `out` when the query accepts it.
         let mut judge = |parts: &DayParts,
                          v: &[u8],
                          tid: TraceId,
-                         tk: &[u8],
                          out: &mut Vec<StoredSummary>|
          -> Result<(), StoreError> {
             crate::scan::decode_scan_into(v, tid, needs, annotation_keys, &mut scratch)
                 .map_err(|e| corrupt("scan block", e))?;
             if accept(&scratch) {
-                out.extend(whole(parts, tk)?);
+                out.extend(whole(parts, &trace_key(&tp, &tid))?);
             }
             Ok(())
         };
+        // One second's packs at a time, reused.
+        let mut second: crate::pack::Second<fjall::UserValue> = crate::pack::Second::default();
         'days: for (_, parts) in self.days_between(lo_day, hi_day) {
             let lower = time_key(&tp, lo_sec);
             let mut upper = match cursor {
@@ -1335,7 +1414,7 @@ impl EmbeddedStore {
                 upper.extend_from_slice(&[0xff; 17]);
             }
             // Candidates: the service index when a service is pushed down, else the
-            // summaries themselves.
+            // scan blocks (packs and loose ones) or the summaries themselves.
             if let Some(name) = service.as_deref() {
                 let base = service_key(&tp, name, None);
                 let mut lo_k = base.clone();
@@ -1350,12 +1429,9 @@ impl EmbeddedStore {
                     let tid = TraceId::from_bytes(tb);
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    let tk = trace_key(&tp, &tid);
-                    if use_scan {
-                        if let Some(v) = snap.get(&parts.scan, &tk)? {
-                            judge(&parts, &v, tid, &tk, &mut page.summaries)?;
-                        }
-                    } else if let Some(v) = snap.get(&parts.sums, &tk)? {
+                    // A point read of the summary: scan blocks are in packs of a second,
+                    // too large to read for one trace.
+                    if let Some(v) = snap.get(&parts.sums, trace_key(&tp, &tid))? {
                         let s = decode_summary(&v)?;
                         if accept(&s) {
                             page.summaries.push(s);
@@ -1366,14 +1442,104 @@ impl EmbeddedStore {
                     }
                 }
             } else if use_scan {
-                for kv in snap.range(&parts.scan, lower..upper).rev() {
-                    let (k, v) = kv.into_inner()?;
-                    let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) else {
-                        continue;
+                // Packs hold one second each, so their range ends past the cursor's
+                // second (its packs' entries are cut at the cursor).
+                let pack_upper = match cursor {
+                    Some(c) => match TraceId::from_bytes(c).epoch_seconds().checked_add(1) {
+                        Some(next) => time_key(&tp, next),
+                        None => {
+                            let mut k = tp.clone();
+                            k.extend_from_slice(&[0xff; 13]);
+                            k
+                        }
+                    },
+                    None => upper.clone(),
+                };
+                let mut packs = snap.range(&parts.packs, lower.clone()..pack_upper).rev();
+                let mut next_pack = || -> Result<Option<(u32, fjall::UserValue)>, StoreError> {
+                    for kv in packs.by_ref() {
+                        let (k, v) = kv.into_inner()?;
+                        let Some(sec) = k
+                            .get(tp.len()..tp.len() + 4)
+                            .filter(|_| k.len() == tp.len() + 12)
+                            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        else {
+                            continue;
+                        };
+                        return Ok(Some((u32::from_be_bytes(sec), v)));
+                    }
+                    Ok(None)
+                };
+                let mut loose = snap.range(&parts.scan, lower..upper).rev();
+                let mut next_loose =
+                    || -> Result<Option<([u8; 16], fjall::UserValue)>, StoreError> {
+                        for kv in loose.by_ref() {
+                            let (k, v) = kv.into_inner()?;
+                            if let Ok(tb) = <[u8; 16]>::try_from(&k[tp.len()..]) {
+                                return Ok(Some((tb, v)));
+                            }
+                        }
+                        Ok(None)
+                    };
+                // Two streams by trace id, highest first: the packs, a second at a
+                // time, and the loose blocks. Of a trace in both, the higher revision
+                // is judged.
+                let mut ahead = next_pack()?;
+                let mut l = next_loose()?;
+                second.clear();
+                loop {
+                    while second.is_empty() {
+                        let Some((sec, v)) = ahead.take() else {
+                            break;
+                        };
+                        second.clear();
+                        second.add(v).map_err(|e| corrupt("scan pack", e))?;
+                        loop {
+                            match next_pack()? {
+                                Some((s, v)) if s == sec => {
+                                    second.add(v).map_err(|e| corrupt("scan pack", e))?;
+                                }
+                                other => {
+                                    ahead = other;
+                                    break;
+                                }
+                            }
+                        }
+                        second.finish(cursor.as_ref());
+                    }
+                    let from_pack = match (second.peek(), &l) {
+                        (None, None) => break,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (Some(p), Some((lt, lv))) => match p.tid.cmp(lt) {
+                            std::cmp::Ordering::Greater => true,
+                            std::cmp::Ordering::Less => false,
+                            std::cmp::Ordering::Equal => {
+                                let loose_revision = crate::scan::revision_of(lv)
+                                    .map_err(|e| corrupt("scan block", e))?;
+                                if p.revision >= loose_revision {
+                                    l = next_loose()?;
+                                    true
+                                } else {
+                                    second.pop();
+                                    false
+                                }
+                            }
+                        },
+                    };
+                    let tb = if from_pack {
+                        let Some(e) = second.pop() else { break };
+                        let tid = TraceId::from_bytes(e.tid);
+                        judge(&parts, second.block(&e), tid, &mut page.summaries)?;
+                        e.tid
+                    } else {
+                        let Some((tb, v)) = l.take() else { break };
+                        judge(&parts, &v, TraceId::from_bytes(tb), &mut page.summaries)?;
+                        l = next_loose()?;
+                        tb
                     };
                     last_examined = Some(tb);
                     page.scanned += 1;
-                    judge(&parts, &v, TraceId::from_bytes(tb), &k, &mut page.summaries)?;
                     if page.summaries.len() >= limit || page.scanned >= budget {
                         break 'days;
                     }
@@ -1512,7 +1678,13 @@ impl EmbeddedStore {
         let mut dropped = Vec::new();
         for (day, parts) in expired {
             for ks in [
-                parts.docs, parts.sums, parts.svcs, parts.roll, parts.hour, parts.scan,
+                parts.docs,
+                parts.sums,
+                parts.svcs,
+                parts.roll,
+                parts.hour,
+                parts.scan,
+                parts.packs,
             ] {
                 self.inner.db.delete_keyspace(ks)?;
             }

@@ -120,6 +120,13 @@ pub(crate) fn time_key(tenant: &[u8], epoch_seconds: u32) -> Vec<u8> {
     k
 }
 
+/// Key of a scan pack: tenant, the second of its trace ids and the pack's number.
+pub(crate) fn pack_key(tenant: &[u8], epoch_seconds: u32, seq: u64) -> Vec<u8> {
+    let mut k = time_key(tenant, epoch_seconds);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 pub(crate) fn service_key(tenant: &[u8], service: &str, trace: Option<&TraceId>) -> Vec<u8> {
     let mut k = Vec::with_capacity(tenant.len() + service.len() + 17);
     k.extend_from_slice(tenant);

@@ -19,6 +19,7 @@ mod codec;
 pub mod embedded;
 mod error;
 mod keys;
+mod pack;
 mod scan;
 
 pub use error::StoreError;

@@ -450,6 +450,17 @@ pub(crate) fn decode_scan(
 /// costs no allocation beyond what its values need. `out` holds a summary as
 /// [`decode_scan`] returns it (or what [`empty`] gives) on success; after an error its
 /// contents are unspecified.
+/// The summary revision a scan block holds, read without decoding the rest.
+pub(crate) fn revision_of(v: &[u8]) -> Result<u32, String> {
+    match v {
+        [VERSION, _, _, _, _, _, _, _, _, r0, r1, r2, r3, ..] => {
+            Ok(u32::from_le_bytes([*r0, *r1, *r2, *r3]))
+        }
+        [other, ..] if *other != VERSION => Err(format!("unknown scan block version {other}")),
+        _ => Err("scan block cut short before its revision".into()),
+    }
+}
+
 pub(crate) fn decode_scan_into(
     v: &[u8],
     trace_id: TraceId,
