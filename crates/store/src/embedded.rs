@@ -62,7 +62,7 @@ impl Default for EmbeddedOptions {
             cache_bytes: 32 * 1024 * 1024,
             journal_bytes: 128 * 1024 * 1024,
             min_free_bytes: 256 * 1024 * 1024,
-            pack_second_cap: 100_000,
+            pack_second_cap: 16_384,
         }
     }
 }
