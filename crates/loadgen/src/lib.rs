@@ -89,18 +89,41 @@ impl Load {
 /// that are zero in the built datagram and carry the pass number when sent.
 const PASS_DIGITS: usize = HEADER.len() + 1 + r#"{"trace_id":"1-"#.len() + 8 + 1 + 8;
 
+/// Where, in a datagram of [`Load::datagrams`], the eight hex digits of the trace id's
+/// epoch second.
+const SECOND_DIGITS: usize = HEADER.len() + 1 + r#"{"trace_id":"1-"#.len();
+
+/// Writes the low 32 bits of `value` as eight hex digits at `at`.
+fn stamp_hex(datagram: &mut [u8], at: usize, value: u64) {
+    if let Some(digits) = datagram.get_mut(at..at + 8) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (k, d) in digits.iter_mut().enumerate() {
+            *d = HEX[((value >> (28 - 4 * k)) & 0xf) as usize];
+        }
+    }
+}
+
 /// Writes the pass number into a datagram's trace id, so that every pass over the
 /// pre-built datagrams sends new traces instead of the same ones again.
 fn stamp_pass(datagram: &mut [u8], pass: u64) {
-    if pass == 0 {
-        return;
+    if pass != 0 {
+        stamp_hex(datagram, PASS_DIGITS, pass);
     }
-    if let Some(digits) = datagram.get_mut(PASS_DIGITS..PASS_DIGITS + 8) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (k, d) in digits.iter_mut().enumerate() {
-            *d = HEX[((pass >> (28 - 4 * k)) & 0xf) as usize];
-        }
-    }
+}
+
+/// Writes the second a datagram's trace starts into its trace id, as SDKs do: a run
+/// spreads its traces over its seconds instead of stamping all with one.
+fn stamp_second(datagram: &mut [u8], second: u64) {
+    stamp_hex(datagram, SECOND_DIGITS, second);
+}
+
+/// Stamps datagram number `g` of a run: its pass and the second its trace's first
+/// segment is due (`start` plus that segment's place in the schedule), the same for
+/// every segment of the trace.
+fn stamp(datagram: &mut [u8], g: u64, unique: u64, load: &Load, start: u64) {
+    stamp_pass(datagram, g / unique);
+    let first = g - (g % unique) % load.segments_per_trace.max(1);
+    stamp_second(datagram, start + first / load.rate.max(1));
 }
 
 /// What a send run did.
@@ -152,6 +175,7 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
         ..Sent::default()
     };
     let start = Instant::now();
+    let start_second = now() as u64;
     let mut i = 0u64;
     while i < total {
         let due = ((start.elapsed().as_secs_f64() * load.rate as f64) as u64).min(total);
@@ -162,7 +186,7 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
                 for k in 0..n as u64 {
                     let at = staging.len();
                     staging.extend_from_slice(&datagrams[((i + k) % unique) as usize]);
-                    stamp_pass(&mut staging[at..], (i + k) / unique);
+                    stamp(&mut staging[at..], i + k, unique, load, start_second);
                 }
                 let segment = len as u16;
                 let cmsg = [nix::sys::socket::ControlMessage::UdpGsoSegments(&segment)];
@@ -188,7 +212,7 @@ pub fn send(target: SocketAddr, load: &Load, datagrams: &[Vec<u8>]) -> std::io::
             let copies: Vec<Vec<u8>> = (0..n as u64)
                 .map(|k| {
                     let mut d = datagrams[((i + k) % unique) as usize].clone();
-                    stamp_pass(&mut d, (i + k) / unique);
+                    stamp(&mut d, i + k, unique, load, start_second);
                     d
                 })
                 .collect();
@@ -367,5 +391,37 @@ mod tests {
             stamp_pass(&mut child, pass);
             assert_eq!(trace_id(&child), id);
         }
+    }
+
+    #[test]
+    fn traces_carry_the_second_they_are_sent_in() {
+        let load = Load {
+            rate: 10,
+            duration: Duration::from_secs(3),
+            segments_per_trace: 5,
+            size: 0,
+        };
+        let grams = load.datagrams();
+        let unique = grams.len() as u64;
+        assert_eq!(unique, 30);
+        let start = 1_700_000_000;
+        let sent: Vec<String> = (0..60u64)
+            .map(|g| {
+                let mut d = grams[(g % unique) as usize].clone();
+                stamp(&mut d, g, unique, &load, start);
+                trace_id(&d)
+            })
+            .collect();
+        for (g, id) in sent.iter().enumerate() {
+            // 10 datagrams a second: datagram g is due in second g / 10, and so is the
+            // first segment of its trace (traces of 5 never straddle here).
+            let want = format!("1-{:08x}-", start + g as u64 / 10);
+            assert!(id.starts_with(&want), "{g}: {id}");
+            // Every segment of a trace has the trace's id.
+            assert_eq!(id, &sent[g - g % 5], "{g}");
+        }
+        // Twelve traces, twelve ids.
+        let ids: std::collections::HashSet<&String> = sent.iter().collect();
+        assert_eq!(ids.len(), 12);
     }
 }
