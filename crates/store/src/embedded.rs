@@ -1353,19 +1353,15 @@ impl EmbeddedStore {
         let budget = q.scan_budget.max(limit);
         let mut last_examined: Option<[u8; 16]> = None;
 
-        // The summary parts the checks below read. When the scan blocks hold them all,
-        // a scan reads those and decodes a whole summary only to return it.
+        // The summary parts a time-range scan's checks read (the service-index path
+        // judges whole summaries). When the scan blocks hold them all, a scan reads
+        // those and decodes a whole summary only to return it.
         let needs = if q.predicate.is_some() {
             roentgen_filter::Needs::ALL
         } else {
-            let by_filter = compiled
+            compiled
                 .as_ref()
-                .map_or(roentgen_filter::Needs::NONE, |c| c.needs);
-            if service.is_some() {
-                by_filter | roentgen_filter::Needs::SERVICES
-            } else {
-                by_filter
-            }
+                .map_or(roentgen_filter::Needs::NONE, |c| c.needs)
         };
         let use_scan = crate::scan::SCANNABLE.contains(needs);
         let annotation_keys = compiled.as_ref().and_then(|c| c.annotation_keys.as_deref());
@@ -1488,25 +1484,9 @@ impl EmbeddedStore {
                 let mut l = next_loose()?;
                 second.clear();
                 loop {
-                    while second.is_empty() {
-                        let Some((sec, v)) = ahead.take() else {
-                            break;
-                        };
-                        second.clear();
-                        second.add(v).map_err(|e| corrupt("scan pack", e))?;
-                        loop {
-                            match next_pack()? {
-                                Some((s, v)) if s == sec => {
-                                    second.add(v).map_err(|e| corrupt("scan pack", e))?;
-                                }
-                                other => {
-                                    ahead = other;
-                                    break;
-                                }
-                            }
-                        }
-                        second.finish(cursor.as_ref());
-                    }
+                    second.refill(&mut ahead, &mut next_pack, cursor.as_ref(), |e| {
+                        corrupt("scan pack", e)
+                    })?;
                     let from_pack = match (second.peek(), &l) {
                         (None, None) => break,
                         (Some(_), None) => true,

@@ -98,6 +98,34 @@ impl<V: Deref<Target = [u8]>> Second<V> {
         Ok(())
     }
 
+    /// When no entry is left, loads the next second that has any: the pack in `ahead`
+    /// (read ahead) and those `next` gives while they are of its second, leaving in
+    /// `ahead` the first pack of the second after. `below` is as for
+    /// [`Second::finish`]; `bad` turns a damaged pack into the caller's error.
+    pub(crate) fn refill<E>(
+        &mut self,
+        ahead: &mut Option<(u32, V)>,
+        mut next: impl FnMut() -> Result<Option<(u32, V)>, E>,
+        below: Option<&[u8; 16]>,
+        bad: impl Fn(String) -> E,
+    ) -> Result<(), E> {
+        while self.is_empty() {
+            let Some((sec, pack)) = ahead.take() else {
+                return Ok(());
+            };
+            self.clear();
+            self.add(pack).map_err(&bad)?;
+            *ahead = loop {
+                match next()? {
+                    Some((s, pack)) if s == sec => self.add(pack).map_err(&bad)?,
+                    other => break other,
+                }
+            };
+            self.finish(below);
+        }
+        Ok(())
+    }
+
     /// Orders what was added and keeps, of each trace, the copy with the highest
     /// revision; with `below`, only traces with a lower id (a page's cursor).
     pub(crate) fn finish(&mut self, below: Option<&[u8; 16]>) {

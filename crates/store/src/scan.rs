@@ -446,10 +446,6 @@ pub(crate) fn decode_scan(
     Ok(out)
 }
 
-/// [`decode_scan`] into `out`, which a scan reuses from block to block so that a block
-/// costs no allocation beyond what its values need. `out` holds a summary as
-/// [`decode_scan`] returns it (or what [`empty`] gives) on success; after an error its
-/// contents are unspecified.
 /// The summary revision a scan block holds, read without decoding the rest.
 pub(crate) fn revision_of(v: &[u8]) -> Result<u32, String> {
     match v {
@@ -461,6 +457,10 @@ pub(crate) fn revision_of(v: &[u8]) -> Result<u32, String> {
     }
 }
 
+/// [`decode_scan`] into `out`, which a scan reuses from block to block so that a block
+/// costs no allocation beyond what its values need. `out` holds a summary as
+/// [`decode_scan`] returns it (or what [`empty`] gives) on success; after an error its
+/// contents are unspecified.
 pub(crate) fn decode_scan_into(
     v: &[u8],
     trace_id: TraceId,
