@@ -233,6 +233,12 @@ impl Client {
             .await
             .map_err(|e| Failure::Transient(format!("send: {e}")))?;
         let status = resp.status();
+        // Current servers name the error's code in a header; 18.16 only in the text.
+        let header_code = resp
+            .headers()
+            .get("x-clickhouse-exception-code")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
         let text = resp
             .text()
             .await
@@ -242,22 +248,13 @@ impl Client {
         }
         let message = format!("HTTP {}: {}", status.as_u16(), text.trim());
         // 5xx with a network or overload error code is transient; a statement error is
-        // not. ClickHouse's codes: 159 timeout, 202 too many simultaneous queries, 209/210
-        // socket timeout / network error, 252 too many parts, 279 all connection tries
-        // failed, 319 unknown status of insert, 425 system error, 516+ auth is permanent.
-        let transient_codes = [
-            "Code: 159,",
-            "Code: 202,",
-            "Code: 209,",
-            "Code: 210,",
-            "Code: 252,",
-            "Code: 279,",
-            "Code: 319,",
-            "Code: 425,",
-            "Code: 1000,",
-            "Code: 32,",
-        ];
-        if status.as_u16() == 503 || transient_codes.iter().any(|c| text.contains(c)) {
+        // not. ClickHouse's codes: 32 unexpected end of stream, 159 timeout, 202 too many
+        // simultaneous queries, 209/210 socket timeout / network error, 252 too many
+        // parts, 279 all connection tries failed, 319 unknown status of insert, 425
+        // system error, 1000 POCO exception; 516+ (auth) is permanent.
+        const TRANSIENT: [u32; 10] = [32, 159, 202, 209, 210, 252, 279, 319, 425, 1000];
+        let code = header_code.or_else(|| error_code(&text));
+        if status.as_u16() == 503 || code.is_some_and(|c| TRANSIENT.contains(&c)) {
             Err(Failure::Transient(message))
         } else {
             Err(Failure::Permanent(message))
@@ -415,9 +412,42 @@ pub(crate) fn rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
         .map(|l| l.split('\t').collect())
 }
 
+/// The code of a ClickHouse error from its text: `Code: 57. DB::Exception: …` on
+/// current releases, `Code: 57, e.displayText() = …` on 18.16 (the first `Code: `
+/// is the exception's own; a message may quote others after it).
+pub(crate) fn error_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Code: ")? + "Code: ".len()..];
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    match rest.as_bytes().get(digits) {
+        Some(b'.' | b',') if digits > 0 => rest[..digits].parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_error_codes_of_old_and_current_releases() {
+        // 18.16
+        assert_eq!(
+            error_code("Code: 57, e.displayText() = DB::Exception: Table x already exists"),
+            Some(57)
+        );
+        // 26.x
+        assert_eq!(
+            error_code("Code: 57. DB::Exception: Table x already exists. (TABLE_ALREADY_EXISTS)"),
+            Some(57)
+        );
+        assert_eq!(
+            error_code("HTTP 500: Code: 252. DB::Exception: Too many parts (Code: 1, x)"),
+            Some(252)
+        );
+        assert_eq!(error_code("Code: abc. nothing"), None);
+        assert_eq!(error_code("Code: 57"), None);
+        assert_eq!(error_code("no code here"), None);
+    }
 
     #[test]
     fn parses_store_addresses() {

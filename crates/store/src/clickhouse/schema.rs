@@ -115,7 +115,8 @@ pub(crate) fn migration_v1(db: &str, cluster: Option<&str>) -> Vec<String> {
 /// An error a concurrent start-up may cause and that leaves the schema as wanted.
 fn already_there(e: &StoreError) -> bool {
     // 57 TABLE_ALREADY_EXISTS, 82 DATABASE_ALREADY_EXISTS.
-    matches!(e, StoreError::ClickHouse(m) if m.contains("Code: 57,") || m.contains("Code: 82,"))
+    matches!(e, StoreError::ClickHouse(m)
+        if matches!(super::client::error_code(m), Some(57 | 82)))
 }
 
 async fn run_idempotent(
