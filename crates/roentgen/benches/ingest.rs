@@ -94,6 +94,27 @@ fn main() {
     let received = metric(&http, "roentgen_ingest_received_segments_total");
     let rejected = metric(&http, "roentgen_ingest_rejected_segments_total");
     let dropped = metric(&http, "roentgen_ingest_dropped_segments_total");
+    // The embedded indexer may lag a burst it cannot follow (writes never wait for
+    // it): wait until its derivations stop moving, and say how long after the send.
+    let mut index = None;
+    if store.is_none() {
+        let mut last = -1.0;
+        let mut moved = Instant::now();
+        while moved.elapsed() < Duration::from_secs(2) {
+            let derived = metric(&http, "roentgen_index_derivations_total");
+            if derived != last {
+                last = derived;
+                moved = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        index = Some((
+            (moved - start).as_secs_f64() - send_secs,
+            last,
+            metric(&http, "roentgen_index_unparsed_traces_total"),
+            metric(&http, "roentgen_index_deferred_traces_total"),
+        ));
+    }
     let rss = util::status_mb(server.pid().as_raw() as u32, "VmHWM");
     assert!(server.stop().success(), "roentgen did not stop cleanly");
 
@@ -117,6 +138,18 @@ fn main() {
         "  sustained: {:.0} segments/s stored (first send → last store)",
         stored / done_secs
     );
+    if let Some((lag, derived, unparsed, deferred)) = index {
+        println!(
+            "  indexed:  {derived:.0} derivations, the last {lag:.1} s after the send ended; \
+             {unparsed:.0} traces read back unparsed, {deferred:.0} found from markers"
+        );
+        // What the server sustains is the lower of the two: a burst the indexer cannot
+        // follow is stored, but searchable only once it has caught up.
+        println!(
+            "  indexed rate: {:.0} segments/s (first send → last derivation)",
+            stored / (send_secs + lag.max(0.0))
+        );
+    }
     println!("  peak RSS: {rss:.0} MB");
     if let Ok(threads) = sampler.join() {
         let total: f64 = threads.iter().map(|(_, c)| c).sum();

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -148,14 +148,14 @@ pub const INDEX_DELAY: Duration = Duration::from_millis(100);
 /// Most traces waiting for the indexer before it stops waiting out [`INDEX_DELAY`].
 const MAX_PENDING_TRACES: usize = 50_000;
 /// Most traces derived in one indexing batch.
-const INDEX_ROUND: usize = 2_000;
+const INDEX_ROUND: usize = 1_000;
 
 /// Parsed documents of one trace handed to the indexer with the note, so it need not
 /// parse them again from the store: document id → typed view.
 type Parsed = BTreeMap<u64, Segment>;
 
-/// Most parsed documents the indexer keeps in memory; past it, notes carry none and the
-/// indexer parses from the store.
+/// Most parsed documents in flight to the indexer (in notes, its queue and its round);
+/// past it, notes carry none and the indexer parses from the store.
 const MAX_PARSED_IN_MEMORY: usize = 10_000;
 
 enum IndexMsg {
@@ -169,32 +169,68 @@ enum IndexMsg {
     Stop,
 }
 
-/// Most writes' notes waiting in the indexer's channel (one: a write's note holds up to a
-/// whole batch of parsed documents). When it is full, writes wait
-/// (the ingest queue in front of the store absorbs it, then sheds load with counted
-/// drops): notes are never lost, which is what lets the indexer trust a note's
-/// documents to be the whole of a new trace.
-const INDEX_CHANNEL: usize = 1;
+/// Most writes' notes waiting in the indexer's channel. Writes never wait for the
+/// indexer: what it cannot take at once it finds later, so storing runs at the speed
+/// of the disk and a burst the indexer cannot follow is indexed once it has passed.
+/// - Parsed documents ride along only while those in flight (in notes, in the
+///   indexer's queue and in the round it is deriving) fit [`MAX_PARSED_IN_MEMORY`];
+///   past it a note names its traces only and the indexer reads them from the store.
+/// - A note that finds the channel full is not sent: its traces' dirty markers are on
+///   disk, and the indexer scans the markers for them once its queue is empty. Until
+///   then it trusts no note to hold the whole of a new trace.
+const INDEX_CHANNEL: usize = 512;
+
+/// What the indexer counted (`/metrics`, through [`Store::counters`]).
+#[derive(Debug, Default)]
+struct IndexCounters {
+    /// Trace derivations (one per trace per round).
+    derived: AtomicU64,
+    /// Traces noted without their parsed documents (memory budget reached).
+    unparsed: AtomicU64,
+    /// Traces whose note found the channel full (found again from their markers).
+    deferred: AtomicU64,
+}
 
 /// The handle on the indexer thread.
 struct Indexer {
     tx: Mutex<std::sync::mpsc::SyncSender<IndexMsg>>,
-    /// Set when traces are waiting on disk only (after a restart): the indexer scans
-    /// the dirty markers for them.
+    /// Set when traces are waiting on disk only (after a restart, or when a note found
+    /// the channel full): the indexer scans the dirty markers for them.
     missed: Arc<std::sync::atomic::AtomicBool>,
+    /// Parsed documents in notes, in the indexer's queue and in its current round.
+    parsed_out: Arc<AtomicUsize>,
+    counters: Arc<IndexCounters>,
 }
 
 impl Indexer {
-    fn notify(
-        &self,
-        tenant: &TenantId,
-        traces: impl IntoIterator<Item = (TraceId, Parsed)>,
-        seq: u64,
-    ) {
+    /// Hands the traces of a committed write to the indexer without waiting (see
+    /// [`INDEX_CHANNEL`]). Called in commit order.
+    fn notify(&self, tenant: &TenantId, traces: Vec<(TraceId, Parsed)>, seq: u64) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let traces = traces.into_iter().map(|(t, p)| (t, Some(p))).collect();
-        // An error means the store is closing; the markers remain on disk.
-        let _ = tx.send(IndexMsg::Dirty(tenant.clone(), traces, seq));
+        let docs: usize = traces.iter().map(|(_, p)| p.len()).sum();
+        let with_docs = self.parsed_out.load(Ordering::Acquire) + docs <= MAX_PARSED_IN_MEMORY;
+        let count = traces.len() as u64;
+        let traces = if with_docs {
+            self.parsed_out.fetch_add(docs, Ordering::AcqRel);
+            traces.into_iter().map(|(t, p)| (t, Some(p))).collect()
+        } else {
+            self.counters.unparsed.fetch_add(count, Ordering::Relaxed);
+            traces.into_iter().map(|(t, _)| (t, None)).collect()
+        };
+        match tx.try_send(IndexMsg::Dirty(tenant.clone(), traces, seq)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                if with_docs {
+                    self.parsed_out.fetch_sub(docs, Ordering::AcqRel);
+                }
+                self.counters.deferred.fetch_add(count, Ordering::Relaxed);
+                // After the commit (the markers are on disk), before any later write's
+                // note: no round from now on trusts notes until the markers are read.
+                self.missed.store(true, Ordering::Release);
+            }
+            // The store is closing; the markers remain on disk.
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+        }
     }
 
     fn flush(&self) -> std::sync::mpsc::Receiver<()> {
@@ -210,6 +246,7 @@ fn indexer_loop(
     store: Weak<Inner>,
     rx: std::sync::mpsc::Receiver<IndexMsg>,
     missed: Arc<std::sync::atomic::AtomicBool>,
+    parsed_out: Arc<AtomicUsize>,
 ) {
     use std::collections::VecDeque;
     use std::sync::mpsc::RecvTimeoutError;
@@ -225,16 +262,24 @@ fn indexer_loop(
         waiters: Vec<std::sync::mpsc::Sender<()>>,
         stop: bool,
     }
-    fn take(msg: IndexMsg, p: &mut Pending) {
+    /// Takes a message; returns how many of the parsed documents it carried were not
+    /// kept (for the writers' budget, [`Indexer::parsed_out`]).
+    fn take(msg: IndexMsg, p: &mut Pending) -> usize {
+        let mut released = 0;
         match msg {
             IndexMsg::Dirty(t, traces, seq) => {
                 for (id, docs) in traces {
+                    let (n, before) = (docs.as_ref().map_or(0, BTreeMap::len), p.in_memory);
                     take_trace(p, (t.clone(), id), docs, seq);
+                    // Kept documents raised `in_memory`; dropped ones (no room, a trace
+                    // now read from the store, a repeated id) did not, or lowered it.
+                    released += (n + before).saturating_sub(p.in_memory);
                 }
             }
             IndexMsg::Flush(w) => p.waiters.push(w),
             IndexMsg::Stop => p.stop = true,
         }
+        released
     }
     fn take_trace(p: &mut Pending, key: Key, docs: Option<Parsed>, seq: u64) {
         let n = docs.as_ref().map_or(0, BTreeMap::len);
@@ -286,16 +331,21 @@ fn indexer_loop(
         } else {
             Duration::ZERO
         };
+        let release = |n: usize| {
+            if n > 0 {
+                parsed_out.fetch_sub(n, Ordering::AcqRel);
+            }
+        };
         match rx.recv_timeout(wait) {
-            Ok(m) => take(m, &mut p),
+            Ok(m) => release(take(m, &mut p)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        // Take notes while parsed documents fit in half the budget; the rest wait in the
-        // bounded channel (and so hold back writers) until a round frees memory.
-        while p.in_memory <= MAX_PARSED_IN_MEMORY / 2 {
+        // Take notes while the queue has room; the rest wait in the bounded channel, and
+        // notes that find it full are found again from their markers.
+        while p.queue.len() < MAX_PENDING_TRACES {
             match rx.try_recv() {
-                Ok(m) => take(m, &mut p),
+                Ok(m) => release(take(m, &mut p)),
                 Err(_) => break,
             }
         }
@@ -309,7 +359,10 @@ fn indexer_loop(
             match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
                 Ok((keys, more)) => {
                     for (t, id) in keys {
+                        // A queued trace's parsed documents go: it is read from disk.
+                        let before = p.in_memory;
                         take_trace(&mut p, (t, id), None, 0);
+                        release(before - p.in_memory);
                     }
                     if more {
                         missed.store(true, Ordering::Release);
@@ -318,6 +371,8 @@ fn indexer_loop(
                 Err(e) => {
                     tracing::error!("failed to scan traces waiting for indexing: {e}");
                     missed.store(true, Ordering::Release);
+                    // Not a busy loop while the store cannot be read.
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
         }
@@ -325,11 +380,12 @@ fn indexer_loop(
             let now = Instant::now();
             let flushing = !p.waiters.is_empty();
             let mut round = Vec::new();
+            let mut round_docs = 0;
             while round.len() < INDEX_ROUND {
                 let due = match p.queue.front() {
                     Some((_, at)) => {
                         flushing
-                            || p.queue.len() > MAX_PENDING_TRACES
+                            || p.queue.len() >= MAX_PENDING_TRACES
                             || p.in_memory > MAX_PARSED_IN_MEMORY / 2
                             || *at + INDEX_DELAY <= now
                     }
@@ -342,7 +398,9 @@ fn indexer_loop(
                     // Taken out before indexing, so a write during the round queues it
                     // again.
                     let (parsed, max_seq) = p.parsed.remove(&key).unwrap_or((None, 0));
-                    p.in_memory -= parsed.as_ref().map_or(0, BTreeMap::len);
+                    let n = parsed.as_ref().map_or(0, BTreeMap::len);
+                    p.in_memory -= n;
+                    round_docs += n;
                     round.push((key.0, key.1, parsed, max_seq));
                 }
             }
@@ -359,8 +417,10 @@ fn indexer_loop(
                 // The markers stay on disk; the next start retries them.
                 tracing::error!("failed to index traces: {e}");
             }
+            release(round_docs);
         }
-        if p.queue.is_empty() {
+        // Caught up: nothing queued and nothing left on disk only.
+        if p.queue.is_empty() && !missed.load(Ordering::Acquire) {
             for w in p.waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -703,6 +763,7 @@ impl EmbeddedStore {
         })?;
         let (tx, rx) = std::sync::mpsc::sync_channel(INDEX_CHANNEL);
         let missed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let parsed_out = Arc::new(AtomicUsize::new(0));
         let seq = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -725,6 +786,8 @@ impl EmbeddedStore {
                 indexer: Indexer {
                     tx: Mutex::new(tx),
                     missed: Arc::clone(&missed),
+                    parsed_out: Arc::clone(&parsed_out),
+                    counters: Arc::default(),
                 },
                 indexer_thread: Mutex::new(None),
                 path,
@@ -748,7 +811,7 @@ impl EmbeddedStore {
         let weak = Arc::downgrade(&store.inner);
         let handle = std::thread::Builder::new()
             .name("roentgen-indexer".into())
-            .spawn(move || indexer_loop(weak, rx, missed))
+            .spawn(move || indexer_loop(weak, rx, missed, parsed_out))
             .map_err(|e| StoreError::Task(format!("start the indexer: {e}")))?;
         *store
             .inner
@@ -1063,6 +1126,7 @@ impl EmbeddedStore {
         let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>, bool)> = Vec::new();
         // This round's scan blocks by day, tenant prefix and second: one pack each.
         let mut packs: HashMap<(u32, Vec<u8>, u32), crate::pack::Blocks> = HashMap::new();
+        let mut derivations = 0u64;
         let mut pack_counts = self
             .inner
             .pack_counts
@@ -1146,6 +1210,7 @@ impl EmbeddedStore {
             let Some(derived) = derive(*trace, &segs) else {
                 continue;
             };
+            derivations += 1;
             let (revision, old_graph, old_services) = match &old {
                 Some((s, _, g)) => (
                     s.revision.saturating_add(1),
@@ -1267,6 +1332,11 @@ impl EmbeddedStore {
             }
         }
         batch.commit()?;
+        self.inner
+            .indexer
+            .counters
+            .derived
+            .fetch_add(derivations, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1807,8 +1877,147 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    fn counters(&self) -> Vec<crate::StoreCounter> {
+        let c = &self.inner.indexer.counters;
+        let counter = |name, help, value: &AtomicU64| crate::StoreCounter {
+            name,
+            help,
+            value: value.load(Ordering::Relaxed),
+        };
+        vec![
+            counter(
+                "roentgen_index_derivations",
+                "Trace summaries derived by the indexer (a trace once per round it is in)",
+                &c.derived,
+            ),
+            counter(
+                "roentgen_index_unparsed_traces",
+                "Traces handed to the indexer without their parsed documents (memory budget \
+                 reached); it read them back from the store",
+                &c.unparsed,
+            ),
+            counter(
+                "roentgen_index_deferred_traces",
+                "Traces written while the indexer's channel was full; indexed later from \
+                 their markers on disk",
+                &c.deferred,
+            ),
+        ]
+    }
+
     async fn drop_before(&self, epoch_seconds: u64) -> Result<Vec<u32>, StoreError> {
         let s = self.clone();
         blocking(move || s.drop_before_blocking(epoch_seconds)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SummaryQuery, TimeRangeType};
+
+    const T0: u32 = 1_700_000_000;
+
+    fn doc(n: u32, id: u32) -> Document {
+        Document::parse(format!(
+            r#"{{"trace_id":"1-{T0:08x}-{n:024x}","id":"{id:016x}","name":"svc","start_time":{T0},"end_time":{T0}.5}}"#
+        ))
+        .expect("valid")
+    }
+
+    fn document_counts(store: &EmbeddedStore) -> BTreeMap<u32, usize> {
+        let mut counts = BTreeMap::new();
+        let mut cursor = None;
+        loop {
+            let q = SummaryQuery {
+                start: f64::from(T0 - 10),
+                end: f64::from(T0 + 10),
+                time_range_type: TimeRangeType::TraceId,
+                service: None,
+                filter: None,
+                groups: Vec::new(),
+                predicate: None,
+                cursor,
+                limit: 1000,
+                scan_budget: 1000,
+            };
+            let page = store
+                .query_blocking(&TenantId::default(), &q)
+                .expect("query");
+            for s in &page.summaries {
+                let n = u32::from_str_radix(&s.summary.trace_id.to_string()[11..], 16);
+                counts.insert(n.expect("hex"), s.summary.document_count);
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return counts,
+            }
+        }
+    }
+
+    /// With the indexer stalled, writes still return: past the parsed-document budget
+    /// notes name traces only, past the channel they are dropped and the traces found
+    /// again from their markers. Once it runs again, every document of every trace is
+    /// in its summary, including second documents noted while the first ones' notes
+    /// were dropped.
+    #[test]
+    fn writes_never_wait_for_the_indexer_and_nothing_goes_unindexed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+        let t = TenantId::default();
+        let stall = store
+            .inner
+            .index_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The indexer takes this note, waits out the delay, then waits for the lock.
+        store
+            .write_blocking(&t, vec![doc(0, 1)], false)
+            .expect("write");
+        std::thread::sleep(INDEX_DELAY * 3);
+        let big = MAX_PARSED_IN_MEMORY as u32 + 1;
+        // Trace numbers of the big write, apart from the small writes' 1..=3 × channel.
+        const BIG_FROM: u32 = 1_000_000;
+        let writer = {
+            let store = store.clone();
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let t = TenantId::default();
+                // Over the budget: noted without documents.
+                let docs = (BIG_FROM..BIG_FROM + big).map(|n| doc(n, 1)).collect();
+                store.write_blocking(&t, docs, false).expect("write");
+                // More writes than the channel holds.
+                for n in 1..=(INDEX_CHANNEL as u32 * 3) {
+                    store
+                        .write_blocking(&t, vec![doc(n, 1)], false)
+                        .expect("write");
+                }
+                let _ = done.send(());
+            });
+            finished
+        };
+        let waited = writer.recv_timeout(Duration::from_secs(60));
+        drop(stall);
+        assert!(waited.is_ok(), "writes waited for a stalled indexer");
+        let c = &store.inner.indexer.counters;
+        assert_eq!(c.unparsed.load(Ordering::Relaxed), u64::from(big));
+        let deferred = c.deferred.load(Ordering::Relaxed);
+        assert!(deferred >= INDEX_CHANNEL as u64, "deferred {deferred}");
+        // Second documents of the same traces, while the dropped notes' traces may
+        // still be waiting on disk only.
+        for n in 1..=(INDEX_CHANNEL as u32 * 3) {
+            store
+                .write_blocking(&t, vec![doc(n, 2)], false)
+                .expect("write");
+        }
+        store.sync_index_blocking();
+        let counts = document_counts(&store);
+        assert_eq!(counts.len(), 1 + big as usize + INDEX_CHANNEL * 3);
+        assert_eq!(counts.get(&0), Some(&1));
+        for n in 1..=(INDEX_CHANNEL as u32 * 3) {
+            assert_eq!(counts.get(&n), Some(&2), "trace {n}");
+        }
+        assert!((BIG_FROM..BIG_FROM + big).all(|n| counts.get(&n) == Some(&1)));
+        assert_eq!(store.inner.indexer.parsed_out.load(Ordering::Acquire), 0);
     }
 }
