@@ -74,13 +74,17 @@ fn main() {
         let stored = metric(&http, "roentgen_ingest_stored_segments_total");
         let received = metric(&http, "roentgen_ingest_received_segments_total");
         let depth = metric(&http, "roentgen_ingest_queue_depth_segments");
+        // Received documents end stored, rejected or dropped (counted).
+        let settled = metric(&http, "roentgen_ingest_rejected_segments_total")
+            + metric(&http, "roentgen_ingest_dropped_segments_total")
+            + stored;
         if stored != last {
             last = stored;
             stable_since = Instant::now();
         }
         if (stored >= total as f64)
             || (depth == 0.0
-                && stored >= received
+                && settled >= received
                 && stable_since.elapsed() > Duration::from_millis(500))
             || stable_since.elapsed() > Duration::from_secs(10)
         {

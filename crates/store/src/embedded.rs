@@ -180,6 +180,11 @@ enum IndexMsg {
 ///   then it trusts no note to hold the whole of a new trace.
 const INDEX_CHANNEL: usize = 512;
 
+/// The indexer thread's nice value (Linux, per thread): under CPU contention the
+/// scheduler gives it about a third of the share of the threads that store.
+#[cfg(target_os = "linux")]
+const INDEXER_NICE: i32 = 5;
+
 /// What the indexer counted (`/metrics`, through [`Store::counters`]).
 #[derive(Debug, Default)]
 struct IndexCounters {
@@ -811,7 +816,17 @@ impl EmbeddedStore {
         let weak = Arc::downgrade(&store.inner);
         let handle = std::thread::Builder::new()
             .name("roentgen-indexer".into())
-            .spawn(move || indexer_loop(weak, rx, missed, parsed_out))
+            .spawn(move || {
+                // Storing comes first when the cores are short: what the indexer does not
+                // get now it catches up on later, while a datagram the UDP thread is too
+                // late for is gone. Failing to lower the priority changes nothing else.
+                #[cfg(target_os = "linux")]
+                let _ = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    INDEXER_NICE,
+                );
+                indexer_loop(weak, rx, missed, parsed_out)
+            })
             .map_err(|e| StoreError::Task(format!("start the indexer: {e}")))?;
         *store
             .inner
@@ -1319,8 +1334,14 @@ impl EmbeddedStore {
                 batch.insert(&parts.hour, hk, crate::codec::encode_hour(&cur, &counts));
             }
         }
+        // The derivation is committed first, without the write lock, so writers do not
+        // wait for it. The markers go after it: a crash in between leaves them, and
+        // deriving those traces again changes nothing (the rollups move by the
+        // difference to the stored record, which is then the same).
+        batch.commit()?;
         // A marker rewritten by a write since it was read stays: that write's documents
         // may not be in this derivation, and the marker is what survives a crash.
+        let mut cleared = self.inner.db.batch();
         let _guard = self
             .inner
             .write_lock
@@ -1328,10 +1349,10 @@ impl EmbeddedStore {
             .unwrap_or_else(|e| e.into_inner());
         for (key, seen, clears) in markers {
             if clears && self.inner.dirty.get(&key)? == seen {
-                batch.remove(&self.inner.dirty, key);
+                cleared.remove(&self.inner.dirty, key);
             }
         }
-        batch.commit()?;
+        cleared.commit()?;
         self.inner
             .indexer
             .counters
