@@ -102,16 +102,7 @@ fn main() {
     // it): wait until its derivations stop moving, and say how long after the send.
     let mut index = None;
     if store.is_none() {
-        let mut last = -1.0;
-        let mut moved = Instant::now();
-        while moved.elapsed() < Duration::from_secs(2) {
-            let derived = metric(&http, "roentgen_index_derivations_total");
-            if derived != last {
-                last = derived;
-                moved = Instant::now();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (last, moved) = util::index_settled(&http);
         index = Some((
             (moved - start).as_secs_f64() - send_secs,
             last,

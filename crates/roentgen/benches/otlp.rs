@@ -310,6 +310,9 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
     let docs = metric(&http, "roentgen_ingest_stored_segments_total");
     let converted = metric(&http, "roentgen_otlp_converted_spans_total");
     let rejected = metric(&http, "roentgen_otlp_rejected_spans_total");
+    // Writes never wait for the indexer: how long after the send it finished.
+    let (derived, moved) = util::index_settled(&http);
+    let lag = (moved - start).as_secs_f64() - secs;
     let rss = util::status_mb(server.pid().as_raw() as u32, "VmHWM");
     assert!(server.stop().success(), "roentgen did not stop cleanly");
     println!("otlp/grpc {shape}: batches of {BATCH} spans, {concurrency} in flight, {seconds}s");
@@ -322,6 +325,11 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
         "  rate:     {:.0} spans/s stored ({:.0} documents/s)",
         spans as f64 / secs,
         docs / secs
+    );
+    println!(
+        "  indexed:  {derived:.0} derivations, the last {lag:.1} s after the send ended; \
+         {:.0} spans/s indexed (start → last derivation)",
+        spans as f64 / (secs + lag.max(0.0))
     );
     println!("  peak RSS: {rss:.0} MB");
 }

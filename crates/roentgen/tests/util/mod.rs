@@ -270,6 +270,21 @@ impl Drop for Server {
 
 /// The sum of every series of a metric (all label sets) on the server at `http`, or
 /// `None` when it does not answer.
+/// Waits until the embedded store's indexer has not derived a trace for 2 s (a burst it
+/// could not follow is indexed after the writes, which never wait for it); returns the
+/// derivation count and when it last moved.
+pub fn index_settled(http: &str) -> (f64, Instant) {
+    let (mut last, mut moved) = (-1.0, Instant::now());
+    while moved.elapsed() < Duration::from_secs(2) {
+        let derived = scrape(http, "roentgen_index_derivations_total").unwrap_or(-1.0);
+        if derived != last {
+            (last, moved) = (derived, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (last, moved)
+}
+
 pub fn scrape(http: &str, name: &str) -> Option<f64> {
     let text = reqwest::blocking::get(format!("http://{http}/metrics"))
         .ok()?
