@@ -1900,11 +1900,7 @@ impl Store for EmbeddedStore {
 
     fn counters(&self) -> Vec<crate::StoreCounter> {
         let c = &self.inner.indexer.counters;
-        let counter = |name, help, value: &AtomicU64| crate::StoreCounter {
-            name,
-            help,
-            value: value.load(Ordering::Relaxed),
-        };
+        let counter = crate::StoreCounter::read;
         vec![
             counter(
                 "roentgen_index_derivations",

@@ -503,3 +503,18 @@ pub struct StoreCounter {
     /// The count so far.
     pub value: u64,
 }
+
+impl StoreCounter {
+    /// The counter `name` as `value` reads now.
+    pub fn read(
+        name: &'static str,
+        help: &'static str,
+        value: &std::sync::atomic::AtomicU64,
+    ) -> Self {
+        Self {
+            name,
+            help,
+            value: value.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}

@@ -1398,11 +1398,7 @@ impl Store for ClickHouseStore {
     fn counters(&self) -> Vec<crate::StoreCounter> {
         let c = &self.inner.counters;
         let f = self.inner.client.failures();
-        let counter = |name, help, value: &AtomicU64| crate::StoreCounter {
-            name,
-            help,
-            value: value.load(Ordering::Relaxed),
-        };
+        let counter = crate::StoreCounter::read;
         vec![
             counter(
                 "roentgen_clickhouse_documents_inserted",
