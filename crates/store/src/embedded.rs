@@ -219,11 +219,13 @@ impl Indexer {
             self.parsed_out.fetch_add(docs, Ordering::AcqRel);
             traces.into_iter().map(|(t, p)| (t, Some(p))).collect()
         } else {
-            self.counters.unparsed.fetch_add(count, Ordering::Relaxed);
             traces.into_iter().map(|(t, _)| (t, None)).collect()
         };
         match tx.try_send(IndexMsg::Dirty(tenant.clone(), traces, seq)) {
-            Ok(()) => {}
+            Ok(()) if with_docs => {}
+            Ok(()) => {
+                self.counters.unparsed.fetch_add(count, Ordering::Relaxed);
+            }
             Err(std::sync::mpsc::TrySendError::Full(_)) => {
                 if with_docs {
                     self.parsed_out.fetch_sub(docs, Ordering::AcqRel);
@@ -318,6 +320,9 @@ fn indexer_loop(
             }
         }
     }
+    // The last scan of the dirty markers failed: a flush then answers once the queue is
+    // empty instead of waiting for a store that cannot be read (a close would hang).
+    let mut scan_failed = false;
     let mut p = Pending {
         queue: VecDeque::new(),
         parsed: HashMap::new(),
@@ -363,6 +368,7 @@ fn indexer_loop(
             };
             match (EmbeddedStore { inner }).dirty_traces(MAX_PENDING_TRACES) {
                 Ok((keys, more)) => {
+                    scan_failed = false;
                     for (t, id) in keys {
                         // A queued trace's parsed documents go: it is read from disk.
                         let before = p.in_memory;
@@ -376,6 +382,7 @@ fn indexer_loop(
                 Err(e) => {
                     tracing::error!("failed to scan traces waiting for indexing: {e}");
                     missed.store(true, Ordering::Release);
+                    scan_failed = true;
                     // Not a busy loop while the store cannot be read.
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -424,8 +431,8 @@ fn indexer_loop(
             }
             release(round_docs);
         }
-        // Caught up: nothing queued and nothing left on disk only.
-        if p.queue.is_empty() && !missed.load(Ordering::Acquire) {
+        // Caught up: nothing queued and nothing left on disk only (or no way to read it).
+        if p.queue.is_empty() && (!missed.load(Ordering::Acquire) || scan_failed) {
             for w in p.waiters.drain(..) {
                 let _ = w.send(());
             }
