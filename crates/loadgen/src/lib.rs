@@ -364,14 +364,19 @@ mod tests {
         v["trace_id"].as_str().expect("trace_id").to_string()
     }
 
-    #[test]
-    fn each_pass_sends_new_trace_ids_in_valid_documents() {
-        let load = Load {
+    /// 10 datagrams a second, traces of 5 segments, base-size documents.
+    fn small_load(seconds: u64) -> Load {
+        Load {
             rate: 10,
-            duration: Duration::from_secs(1),
+            duration: Duration::from_secs(seconds),
             segments_per_trace: 5,
             size: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn each_pass_sends_new_trace_ids_in_valid_documents() {
+        let load = small_load(1);
         let grams = load.datagrams();
         let first = trace_id(&grams[0]);
         assert_eq!(
@@ -395,12 +400,7 @@ mod tests {
 
     #[test]
     fn traces_carry_the_second_they_are_sent_in() {
-        let load = Load {
-            rate: 10,
-            duration: Duration::from_secs(3),
-            segments_per_trace: 5,
-            size: 0,
-        };
+        let load = small_load(3);
         let grams = load.datagrams();
         let unique = grams.len() as u64;
         assert_eq!(unique, 30);
