@@ -183,11 +183,7 @@ pub fn trace_summary(
 
 /// The smallest service key in `Ord` order (empty name, no type, no account).
 fn smallest_key() -> ServiceKey {
-    ServiceKey {
-        name: String::new(),
-        kind: None,
-        account_id: None,
-    }
+    ServiceKey::new(String::new(), None, None)
 }
 
 /// The service graph of a window from node and edge statistics, each row with the

@@ -272,11 +272,7 @@ fn expr(scope: Scope) -> BoxedStrategy<Expr> {
 }
 
 fn key(name: &str, kind: Option<&str>) -> ServiceKey {
-    ServiceKey {
-        name: name.to_string(),
-        kind: kind.map(String::from),
-        account_id: None,
-    }
+    ServiceKey::new(name, kind.map(String::from), None)
 }
 
 fn http() -> impl Strategy<Value = HttpSummary> {

@@ -20,6 +20,6 @@ pub use error::DocumentError;
 pub use ids::{IdError, SegmentId, TraceId};
 pub use trace::{
     CallStatus, Derived, EdgeSummary, GraphContribution, GraphKey, NodeSummary, RootCause,
-    RootCauseEntity, RootCauseException, RootCauseService, ServiceKey, Stats, TraceSummary, derive,
-    graph_of_summary,
+    RootCauseEntity, RootCauseException, RootCauseService, ServiceKey, ServiceKeyFields, Stats,
+    TraceSummary, derive, graph_of_summary,
 };

@@ -78,6 +78,13 @@ impl<'a> Tables<'a> {
     }
 
     fn key_index(&self, key: &ServiceKey) -> Option<usize> {
+        // A derived summary's keys share their fields with the one in `services`: a
+        // short list is searched by identity before any string is compared.
+        if self.services.len() <= 32
+            && let Some(i) = self.services.iter().position(|k| k.same_as(key))
+        {
+            return Some(i);
+        }
         if self.services_sorted {
             self.services.binary_search(key).ok()
         } else {

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 
@@ -19,8 +20,17 @@ use crate::ids::TraceId;
 
 /// A node of the service graph: a service (segment name and origin), an inferred
 /// downstream (from a `remote`/`aws` subsegment) or the client that entered the trace.
+///
+/// A summary and its graph contribution repeat each key many times (nodes, edges,
+/// annotations, root causes, rollup rows), so the fields are shared: a clone is a
+/// reference count, not three strings. Fields read through [`ServiceKeyFields`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceKey(Arc<ServiceKeyFields>);
+
+/// The fields of a [`ServiceKey`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ServiceKey {
+pub struct ServiceKeyFields {
     /// Service name.
     pub name: String,
     /// Node type: the segment `origin` (`AWS::EC2::Instance`), `AWS::<Service>` or
@@ -32,22 +42,60 @@ pub struct ServiceKey {
     pub account_id: Option<String>,
 }
 
+impl std::ops::Deref for ServiceKey {
+    type Target = ServiceKeyFields;
+
+    fn deref(&self) -> &ServiceKeyFields {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<ServiceKeyFields> for ServiceKey {
+    fn from(fields: ServiceKeyFields) -> Self {
+        Self(Arc::new(fields))
+    }
+}
+
 impl ServiceKey {
+    /// A key of these fields.
+    pub fn new(name: impl Into<String>, kind: Option<String>, account_id: Option<String>) -> Self {
+        ServiceKeyFields {
+            name: name.into(),
+            kind,
+            account_id,
+        }
+        .into()
+    }
+
+    /// The fields, to change in place: shared fields are copied first (a decoder that
+    /// reuses its keys allocates nothing while it holds the only reference).
+    pub fn make_mut(&mut self) -> &mut ServiceKeyFields {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// True when both are clones of one key (then they are equal; equal keys built
+    /// apart are not the same).
+    pub fn same_as(&self, other: &ServiceKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The node that stands for callers outside the traced system.
     pub fn client() -> Self {
-        Self {
-            name: "client".to_string(),
-            kind: Some("client".to_string()),
-            account_id: None,
-        }
+        Self::new("client", Some("client".to_string()), None)
     }
 
     pub(crate) fn of_segment(s: &Segment) -> Self {
-        Self {
-            name: s.name.clone().unwrap_or_default(),
-            kind: s.origin.clone(),
-            account_id: s.aws.as_deref().and_then(|a| a.account_id.clone()),
-        }
+        Self::new(
+            s.name.clone().unwrap_or_default(),
+            s.origin.clone(),
+            s.aws.as_deref().and_then(|a| a.account_id.clone()),
+        )
     }
 
     pub(crate) fn inferred(s: &Segment) -> Self {
@@ -66,11 +114,11 @@ impl ServiceKey {
             }
             _ => "remote".to_string(),
         };
-        Self {
+        Self::new(
             name,
-            kind: Some(kind),
-            account_id: s.aws.as_deref().and_then(|a| a.account_id.clone()),
-        }
+            Some(kind),
+            s.aws.as_deref().and_then(|a| a.account_id.clone()),
+        )
     }
 }
 
@@ -513,11 +561,11 @@ impl<'a> KeyRef<'a> {
     }
 
     fn to_owned_key(&self) -> ServiceKey {
-        ServiceKey {
-            name: self.name.to_string(),
-            kind: self.kind.as_ref().map(|k| k.to_string()),
-            account_id: self.account_id.map(str::to_string),
-        }
+        ServiceKey::new(
+            self.name,
+            self.kind.as_ref().map(|k| k.to_string()),
+            self.account_id.map(str::to_string),
+        )
     }
 }
 

@@ -389,11 +389,7 @@ fn in_progress_trace_is_partial_and_without_graph() {
     );
     assert_eq!(
         d.summary.entry_point,
-        Some(ServiceKey {
-            name: "worker".into(),
-            kind: None,
-            account_id: None
-        })
+        Some(ServiceKey::new("worker", None, None))
     );
 }
 

@@ -81,11 +81,7 @@ fn compact_form_round_trips_and_is_smaller() {
 }
 
 fn key(name: &str) -> ServiceKey {
-    ServiceKey {
-        name: name.to_string(),
-        kind: None,
-        account_id: None,
-    }
+    ServiceKey::new(name, None, None)
 }
 
 #[test]
@@ -137,4 +133,26 @@ fn hostile_references_are_errors() {
             "n = {n}"
         );
     }
+}
+
+#[test]
+fn service_keys_share_fields_until_one_is_changed() {
+    let a = key("orders");
+    let mut b = a.clone();
+    assert!(a.same_as(&b));
+    b.make_mut().kind = Some("AWS::EC2::Instance".into());
+    assert!(!a.same_as(&b));
+    assert_eq!(
+        a.kind, None,
+        "changing a clone leaves the original as it was"
+    );
+    assert_eq!(b.kind.as_deref(), Some("AWS::EC2::Instance"));
+    // Equal keys built apart are equal but not the same; the stored form finds both.
+    let c = key("orders");
+    assert_eq!(a, c);
+    assert!(!a.same_as(&c));
+    let json = serde_json::to_string(&a).expect("json");
+    assert_eq!(json, r#"{"name":"orders"}"#);
+    let back: ServiceKey = serde_json::from_str(&json).expect("key");
+    assert_eq!(back, a);
 }

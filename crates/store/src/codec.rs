@@ -212,11 +212,11 @@ pub(crate) fn take_opt_str(v: &[u8], at: &mut usize) -> Result<Option<String>, S
 }
 
 pub(crate) fn take_key(v: &[u8], at: &mut usize) -> Result<ServiceKey, String> {
-    Ok(ServiceKey {
-        name: take_str(v, at)?,
-        kind: take_opt_str(v, at)?,
-        account_id: take_opt_str(v, at)?,
-    })
+    Ok(ServiceKey::new(
+        take_str(v, at)?,
+        take_opt_str(v, at)?,
+        take_opt_str(v, at)?,
+    ))
 }
 
 /// Decodes graph rows written by [`encode_graph`] or, earlier, as JSON; empty input is
@@ -297,11 +297,7 @@ mod tests {
     }
 
     fn key(name: &str, kind: Option<&str>) -> ServiceKey {
-        ServiceKey {
-            name: name.into(),
-            kind: kind.map(str::to_string),
-            account_id: None,
-        }
+        ServiceKey::new(name, kind.map(str::to_string), None)
     }
 
     fn rows() -> GraphRows {
@@ -318,10 +314,7 @@ mod tests {
                 29_000_001,
                 GraphKey {
                     source: Some(key("web ☃", Some("AWS::EC2::Instance"))),
-                    target: ServiceKey {
-                        account_id: Some("123456789012".into()),
-                        ..key("orders", None)
-                    },
+                    target: ServiceKey::new("orders", None, Some("123456789012".into())),
                 },
                 Stats::default(),
             ),

@@ -229,6 +229,7 @@ fn fill_opt_str(v: &[u8], at: &mut usize, s: &mut Option<String>) -> Result<(), 
 }
 
 fn fill_key(v: &[u8], at: &mut usize, k: &mut ServiceKey) -> Result<(), String> {
+    let k = k.make_mut();
     fill_str(v, at, &mut k.name)?;
     fill_opt_str(v, at, &mut k.kind)?;
     fill_opt_str(v, at, &mut k.account_id)
@@ -522,11 +523,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str, kind: Option<&str>) -> ServiceKey {
-        ServiceKey {
-            name: name.into(),
-            kind: kind.map(Into::into),
-            account_id: Some("123456789012".into()),
-        }
+        ServiceKey::new(name, kind.map(Into::into), Some("123456789012".into()))
     }
 
     fn sample() -> StoredSummary {
@@ -668,7 +665,7 @@ mod tests {
         );
         other.summary.users.clear();
         other.summary.services.truncate(1);
-        other.summary.services[0].kind = None;
+        other.summary.services[0].make_mut().kind = None;
         other.summary.instance_ids = vec!["i-2".into(), "i-3".into(), "i-4".into()];
         other.summary.end_time = None;
         other.revision = 9;
