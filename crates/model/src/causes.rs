@@ -240,7 +240,12 @@ impl<'a, 'b> Tree<'a, 'b> {
             }
             let path = self.path_to(k);
             let services = self.chain(&path, &|k| RootCauseEntity {
-                name: self.ents[k].seg.name.clone().unwrap_or_default(),
+                name: self.ents[k]
+                    .seg
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
                 exceptions: self.exceptions_of(self.ents[k].seg),
                 remote: is_call(self.ents[k].seg),
                 coverage: None,
@@ -289,7 +294,7 @@ impl<'a, 'b> Tree<'a, 'b> {
         let services = self.chain(&path, &|k| {
             let seg = self.ents[k].seg;
             RootCauseEntity {
-                name: seg.name.clone().unwrap_or_default(),
+                name: seg.name.as_deref().unwrap_or_default().to_string(),
                 exceptions: Vec::new(),
                 remote: is_call(seg),
                 coverage: seg.response_time().map(|t| t / total),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::DocumentError;
@@ -65,13 +66,13 @@ pub struct Http {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct HttpRequest {
     /// Request method (`GET`, `POST`, …).
-    pub method: Option<String>,
+    pub method: Option<CompactString>,
     /// Full request URL.
     pub url: Option<String>,
     /// `User-Agent` of the caller.
     pub user_agent: Option<String>,
     /// IP address of the caller.
-    pub client_ip: Option<String>,
+    pub client_ip: Option<CompactString>,
     /// True when `client_ip` came from `X-Forwarded-For`.
     pub x_forwarded_for: Option<bool>,
     /// On a subsegment: the downstream service is itself traced.
@@ -91,13 +92,13 @@ pub struct HttpResponse {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Aws {
     /// Account of the resource (cross-account calls).
-    pub account_id: Option<String>,
+    pub account_id: Option<CompactString>,
     /// AWS API operation of an `aws`-namespace subsegment.
-    pub operation: Option<String>,
+    pub operation: Option<CompactString>,
     /// Region of the called resource.
-    pub region: Option<String>,
+    pub region: Option<CompactString>,
     /// DynamoDB table of the call.
-    pub table_name: Option<String>,
+    pub table_name: Option<CompactString>,
     /// SQS queue of the call.
     pub queue_url: Option<String>,
     /// EC2 metadata of the host.
@@ -110,9 +111,9 @@ pub struct Aws {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Ec2 {
     /// Instance id (`i-…`).
-    pub instance_id: Option<String>,
+    pub instance_id: Option<CompactString>,
     /// Availability zone.
-    pub availability_zone: Option<String>,
+    pub availability_zone: Option<CompactString>,
 }
 
 /// `aws.ecs`.
@@ -211,16 +212,16 @@ pub struct StackFrame {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Segment {
     /// Service name (segments) or called resource / code block (subsegments).
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// 16-hex id, unique in the trace.
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     /// Trace id (segments and independent subsegments).
-    pub trace_id: Option<String>,
+    pub trace_id: Option<CompactString>,
     /// Upstream subsegment (segments) or parent (independent subsegments).
-    pub parent_id: Option<String>,
+    pub parent_id: Option<CompactString>,
     /// `"subsegment"` on independently sent subsegments.
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: Option<CompactString>,
     /// Start, epoch seconds.
     pub start_time: Option<f64>,
     /// End, epoch seconds; absent while in progress.
@@ -229,13 +230,13 @@ pub struct Segment {
     #[serde(default)]
     pub in_progress: bool,
     /// Resource type, e.g. `AWS::EC2::Instance`.
-    pub origin: Option<String>,
+    pub origin: Option<CompactString>,
     /// End user of the request.
-    pub user: Option<String>,
+    pub user: Option<CompactString>,
     /// `aws` or `remote` on subsegments for downstream calls (they make inferred nodes);
     /// SDKs also send other values, such as the Python SDK's `local`, which are kept and
     /// mean an in-process block.
-    pub namespace: Option<String>,
+    pub namespace: Option<CompactString>,
     /// HTTP request and response.
     pub http: Option<Box<Http>>,
     /// AWS resource data.
@@ -257,7 +258,7 @@ pub struct Segment {
     pub cause: Option<Box<Cause>>,
     /// Indexed key/values.
     #[serde(default)]
-    pub annotations: BTreeMap<String, AnnotationValue>,
+    pub annotations: BTreeMap<CompactString, AnnotationValue>,
     /// Embedded subsegments.
     #[serde(default)]
     pub subsegments: Vec<Segment>,

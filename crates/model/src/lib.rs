@@ -15,6 +15,7 @@ mod stored;
 pub mod timeline;
 pub mod trace;
 
+pub use compact_str::CompactString;
 pub use document::{AnnotationValue, Document, Segment};
 pub use error::DocumentError;
 pub use ids::{IdError, SegmentId, TraceId};

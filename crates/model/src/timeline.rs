@@ -190,9 +190,9 @@ pub fn timeline(documents: &[&Segment]) -> Vec<Row> {
         rows.push(Row {
             depth,
             service: e.service.to_string(),
-            name: s.name.clone().unwrap_or_default(),
+            name: s.name.as_deref().unwrap_or_default().to_string(),
             is_segment: e.is_segment,
-            namespace: s.namespace.clone(),
+            namespace: s.namespace.as_deref().map(str::to_string),
             offset: s.start_time.map_or(0.0, |t| t - start),
             duration: match (s.start_time, s.end_time) {
                 (Some(a), Some(b)) if !s.in_progress => Some(b - a),

@@ -92,14 +92,17 @@ impl ServiceKey {
 
     pub(crate) fn of_segment(s: &Segment) -> Self {
         Self::new(
-            s.name.clone().unwrap_or_default(),
-            s.origin.clone(),
-            s.aws.as_deref().and_then(|a| a.account_id.clone()),
+            s.name.as_deref().unwrap_or_default(),
+            s.origin.as_deref().map(str::to_string),
+            s.aws
+                .as_deref()
+                .and_then(|a| a.account_id.as_deref())
+                .map(str::to_string),
         )
     }
 
     pub(crate) fn inferred(s: &Segment) -> Self {
-        let name = s.name.clone().unwrap_or_default();
+        let name = s.name.as_deref().unwrap_or_default();
         let kind = match s.namespace.as_deref() {
             Some("aws") => {
                 if s.aws
@@ -117,7 +120,10 @@ impl ServiceKey {
         Self::new(
             name,
             Some(kind),
-            s.aws.as_deref().and_then(|a| a.account_id.clone()),
+            s.aws
+                .as_deref()
+                .and_then(|a| a.account_id.as_deref())
+                .map(str::to_string),
         )
     }
 }
@@ -189,13 +195,14 @@ fn is_false(b: &bool) -> bool {
 impl HttpSummary {
     /// The request and response of one (sub)segment's `http` object.
     pub fn of(h: &crate::document::Http) -> Self {
-        let req = h.request.clone().unwrap_or_default();
+        let req = h.request.as_ref();
+        let text = |f: Option<&str>| f.map(str::to_string);
         Self {
-            url: req.url,
+            url: req.and_then(|r| r.url.clone()),
             status: h.response.as_ref().and_then(|r| r.status),
-            method: req.method,
-            user_agent: req.user_agent,
-            client_ip: req.client_ip,
+            method: text(req.and_then(|r| r.method.as_deref())),
+            user_agent: req.and_then(|r| r.user_agent.clone()),
+            client_ip: text(req.and_then(|r| r.client_ip.as_deref())),
         }
     }
 }
