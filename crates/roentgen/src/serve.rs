@@ -81,6 +81,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         version = env!("CARGO_PKG_VERSION"),
         "starting roentgen serve"
     );
+    // Before anything can answer: a SIGTERM that follows the first answer (a readiness
+    // probe, say) must find the handler, not the default action that kills the
+    // process without the drain.
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("install SIGHUP handler")?;
     let store = open_store(&config).await?;
 
     // Bind everything before serving anything, so a taken port fails the start.
@@ -242,9 +248,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     drop(state);
     drop(ingest);
 
-    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("install SIGHUP handler")?;
     let which = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
