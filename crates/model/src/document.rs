@@ -300,7 +300,10 @@ impl Segment {
 }
 
 // The typed view is held for every queued and indexed document: the large optional
-// parts are boxed so that a segment without them stays small.
+// parts are boxed so that a segment without them stays small, and the short strings
+// (ids, names, method, zone, …) are `CompactString`s, kept inline up to 24 bytes, so a
+// typical document parses with a third of the allocations. Long ones (URLs, user
+// agents, queue URLs) stay `String`.
 
 /// A validated document: the verbatim JSON and the typed view of it.
 #[derive(Debug, Clone, PartialEq)]

@@ -90,41 +90,15 @@ impl ServiceKey {
         Self::new("client", Some("client".to_string()), None)
     }
 
+    /// The key of a segment's own service (see [`KeyRef::of_segment`]).
     pub(crate) fn of_segment(s: &Segment) -> Self {
-        Self::new(
-            s.name.as_deref().unwrap_or_default(),
-            s.origin.as_deref().map(str::to_string),
-            s.aws
-                .as_deref()
-                .and_then(|a| a.account_id.as_deref())
-                .map(str::to_string),
-        )
+        KeyRef::of_segment(s).to_owned_key()
     }
 
+    /// The key of the node inferred from an `aws`/`remote` subsegment (see
+    /// [`KeyRef::inferred`]).
     pub(crate) fn inferred(s: &Segment) -> Self {
-        let name = s.name.as_deref().unwrap_or_default();
-        let kind = match s.namespace.as_deref() {
-            Some("aws") => {
-                if s.aws
-                    .as_deref()
-                    .and_then(|a| a.table_name.as_ref())
-                    .is_some()
-                {
-                    format!("AWS::{name}::Table")
-                } else {
-                    format!("AWS::{name}")
-                }
-            }
-            _ => "remote".to_string(),
-        };
-        Self::new(
-            name,
-            Some(kind),
-            s.aws
-                .as_deref()
-                .and_then(|a| a.account_id.as_deref())
-                .map(str::to_string),
-        )
+        KeyRef::inferred(s).to_owned_key()
     }
 }
 

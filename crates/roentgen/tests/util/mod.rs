@@ -268,8 +268,6 @@ impl Drop for Server {
     }
 }
 
-/// The sum of every series of a metric (all label sets) on the server at `http`, or
-/// `None` when it does not answer.
 /// Waits until the embedded store's indexer has not derived a trace for 2 s (a burst it
 /// could not follow is indexed after the writes, which never wait for it); returns the
 /// derivation count and when it last moved.
@@ -285,6 +283,8 @@ pub fn index_settled(http: &str) -> (f64, Instant) {
     (last, moved)
 }
 
+/// The sum of every series of a metric (all label sets) on the server at `http`, or
+/// `None` when it does not answer.
 pub fn scrape(http: &str, name: &str) -> Option<f64> {
     let text = reqwest::blocking::get(format!("http://{http}/metrics"))
         .ok()?
