@@ -1,9 +1,7 @@
-//! Attribute lists: look-ups by key that remember what was used, and OTLP values as
-//! JSON.
+//! Attribute lists: look-ups by key that remember what was used.
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use serde_json::{Map, Number, Value};
 
 /// The attributes of a span (or resource). A key read with `take` is "used": it went
 /// into a typed field and is left out of the metadata.
@@ -110,48 +108,13 @@ pub(crate) fn get_str<'a>(kv: &'a [KeyValue], key: &str) -> Option<&'a str> {
     }
 }
 
-fn lower_hex(bytes: &[u8]) -> String {
-    crate::ids::hex(bytes)
-}
-
-/// An OTLP value as JSON: arrays and key-value lists nest, bytes become hex, a
-/// non-finite double becomes its text.
-pub(crate) fn to_json(v: &Av) -> Value {
+/// True when the value can be an X-Ray annotation (a string, a boolean, an integer or a
+/// finite double).
+pub(crate) fn is_annotation(v: &Av) -> bool {
     match v {
-        Av::StringValue(s) => Value::String(s.clone()),
-        Av::BoolValue(b) => Value::Bool(*b),
-        Av::IntValue(n) => Value::Number((*n).into()),
-        Av::DoubleValue(d) => {
-            Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
-        }
-        Av::ArrayValue(a) => Value::Array(a.values.iter().map(any_to_json).collect()),
-        Av::KvlistValue(l) => {
-            let mut m = Map::new();
-            for kv in &l.values {
-                m.insert(
-                    kv.key.clone(),
-                    kv.value.as_ref().map_or(Value::Null, any_to_json),
-                );
-            }
-            Value::Object(m)
-        }
-        Av::BytesValue(b) => Value::String(lower_hex(b)),
-        Av::StringValueStrindex(i) => Value::Number((*i).into()),
-    }
-}
-
-fn any_to_json(v: &AnyValue) -> Value {
-    v.value.as_ref().map_or(Value::Null, to_json)
-}
-
-/// The value as an X-Ray annotation (string, number or boolean), if it can be one.
-pub(crate) fn annotation(v: &Av) -> Option<Value> {
-    match v {
-        Av::StringValue(s) => Some(Value::String(s.clone())),
-        Av::BoolValue(b) => Some(Value::Bool(*b)),
-        Av::IntValue(n) => Some(Value::Number((*n).into())),
-        Av::DoubleValue(d) => Number::from_f64(*d).map(Value::Number),
-        _ => None,
+        Av::StringValue(_) | Av::BoolValue(_) | Av::IntValue(_) => true,
+        Av::DoubleValue(d) => d.is_finite(),
+        _ => false,
     }
 }
 
@@ -165,20 +128,4 @@ pub(crate) fn annotation_key(key: &str) -> String {
         .collect();
     out.truncate(roentgen_model::document::MAX_ANNOTATION_KEY_LEN);
     out
-}
-
-/// A rough size of the JSON text of `v`, in bytes, without writing it.
-pub(crate) fn approx_size(v: &Value) -> usize {
-    match v {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 20,
-        Value::String(s) => s.len() + 2 + s.len() / 16,
-        Value::Array(a) => 2 + a.iter().map(|x| approx_size(x) + 1).sum::<usize>(),
-        Value::Object(m) => {
-            2 + m
-                .iter()
-                .map(|(k, x)| k.len() + 4 + approx_size(x))
-                .sum::<usize>()
-        }
-    }
 }

@@ -17,6 +17,7 @@
 //!   `PutTraceSegments` documents go through; spans of a document that fails it are
 //!   rejected with its error code.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -27,10 +28,11 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use roentgen_model::document::{MAX_ANNOTATIONS_PER_DOCUMENT, MAX_DOCUMENT_BYTES};
 use roentgen_model::{Document, TraceId};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::attrs::{Attrs, annotation, annotation_key, approx_size, get, get_str, to_json};
+use crate::attrs::{Attrs, annotation_key, get, get_str, is_annotation};
 use crate::ids::{IdMapping, hex, to_xray};
+use crate::json::{Members, Superseded, keep_last_of_each, push_string, push_value, value_size};
 
 /// Spans refused for a reason of their own, before any document is made.
 pub const SPAN_REASONS: &[&str] = &["InvalidTraceId", "InvalidSpanId", "InvalidParentId"];
@@ -44,6 +46,8 @@ const EMBED_BUDGET: usize = MAX_DOCUMENT_BYTES * 3 / 4;
 const MAX_EMBED_DEPTH: usize = 24;
 /// Metadata namespace of attributes that are neither typed fields nor annotations.
 const DEFAULT_NAMESPACE: &str = "default";
+/// `metadata.default` key of the original trace id of a converted W3C id.
+const OTEL_TRACE_ID: &str = "otel.trace_id";
 /// Span attribute listing the attribute keys to index as annotations.
 pub const ANNOTATIONS_ATTRIBUTE: &str = "aws.xray.annotations";
 /// Prefix of span attributes holding JSON metadata for a namespace.
@@ -153,14 +157,36 @@ struct Resource {
     service: String,
     origin: Option<&'static str>,
     version: Option<String>,
-    aws: Map<String, Value>,
-    metadata: Map<String, Value>,
+    /// `aws` members of the service's segments: key and JSON text.
+    aws: Vec<(&'static str, Cow<'static, str>)>,
+    /// `otel.resource.*` metadata of the service's segments: key and JSON text.
+    metadata: Vec<(String, String)>,
     language: String,
 }
 
+/// A `metadata.default` value: a span attribute, written when the document is, or JSON
+/// text.
+enum Meta<'a> {
+    Attr(&'a Av),
+    Json(Cow<'a, str>),
+}
+
 /// One span, converted to its own entity (without children).
-struct Entity {
-    value: Map<String, Value>,
+struct Entity<'a> {
+    /// Every member of the span's document but the ones the assembly writes (`type`,
+    /// `parent_id`, `trace_id`, `metadata`, `subsegments`).
+    members: Members,
+    /// `metadata.default`, one entry per key.
+    default_metadata: Vec<(Cow<'a, str>, Meta<'a>)>,
+    /// The other metadata namespaces: name and object text, one entry per name.
+    namespaces: Vec<(&'a str, String)>,
+    /// What a segment made around the span copies from it.
+    start: f64,
+    end: f64,
+    error: bool,
+    fault: bool,
+    throttle: bool,
+    /// Estimated size of the entity's JSON text.
     size: usize,
     annotations: usize,
     role: Role,
@@ -196,7 +222,7 @@ pub fn convert(req: &ExportTraceServiceRequest, now: u64) -> Batch {
     for rs in &req.resource_spans {
         let resource_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
         let resource = resource(resource_attrs);
-        let mut entities: Vec<Entity> = Vec::new();
+        let mut entities: Vec<Entity<'_>> = Vec::new();
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 batch.spans += 1;
@@ -248,23 +274,28 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         (true, Some("aws_lambda")) => Some("AWS::Lambda::Function"),
         _ => None,
     };
-    let mut aws = Map::new();
-    let put = |m: &mut Map<String, Value>, field: &str, key: &str| {
+    let put = |m: &mut Members, field: &str, key: &str| {
         if let Some(v) = get(attrs, key) {
-            m.insert(field.into(), to_json(v));
+            push_value(m.key(field), Some(v));
         }
     };
+    let object = |m: Members| {
+        let mut text = String::with_capacity(m.len() + 2);
+        m.push_object_to(&mut text);
+        Cow::Owned(text)
+    };
+    let mut aws = Vec::new();
     match origin {
         Some("AWS::EC2::Instance") => {
-            let mut ec2 = Map::new();
+            let mut ec2 = Members::default();
             put(&mut ec2, "instance_id", "host.id");
             put(&mut ec2, "availability_zone", "cloud.availability_zone");
             put(&mut ec2, "instance_size", "host.type");
             put(&mut ec2, "ami_id", "host.image.id");
-            aws.insert("ec2".into(), Value::Object(ec2));
+            aws.push(("ec2", object(ec2)));
         }
         Some("AWS::ECS::Container" | "AWS::ECS::EC2" | "AWS::ECS::Fargate") => {
-            let mut ecs = Map::new();
+            let mut ecs = Members::default();
             put(&mut ecs, "container", "container.name");
             put(&mut ecs, "container_id", "container.id");
             put(&mut ecs, "task_arn", "aws.ecs.task.arn");
@@ -273,48 +304,54 @@ fn resource(attrs: &[KeyValue]) -> Resource {
             put(&mut ecs, "container_arn", "aws.ecs.container.arn");
             put(&mut ecs, "launch_type", "aws.ecs.launchtype");
             put(&mut ecs, "availability_zone", "cloud.availability_zone");
-            aws.insert("ecs".into(), Value::Object(ecs));
+            aws.push(("ecs", object(ecs)));
         }
         Some("AWS::EKS::Container") => {
-            let mut eks = Map::new();
+            let mut eks = Members::default();
             put(&mut eks, "pod", "k8s.pod.name");
             put(&mut eks, "cluster_name", "k8s.cluster.name");
             put(&mut eks, "container_id", "container.id");
-            aws.insert("eks".into(), Value::Object(eks));
+            aws.push(("eks", object(eks)));
         }
         Some("AWS::ElasticBeanstalk::Environment") => {
-            let mut eb = Map::new();
+            let mut eb = Members::default();
             put(&mut eb, "environment_name", "service.namespace");
             put(&mut eb, "deployment_id", "service.instance.id");
             put(&mut eb, "version_label", "service.version");
-            aws.insert("elastic_beanstalk".into(), Value::Object(eb));
+            aws.push(("elastic_beanstalk", object(eb)));
         }
         _ => {}
     }
-    put(&mut aws, "account_id", "cloud.account.id");
+    if let Some(v) = get(attrs, "cloud.account.id") {
+        let mut text = String::new();
+        push_value(&mut text, Some(v));
+        aws.push(("account_id", Cow::Owned(text)));
+    }
     if let Some(sdk) = get_str(attrs, "telemetry.sdk.name") {
-        let mut xray = Map::new();
-        let name = if language.is_empty() {
-            sdk.to_string()
+        let mut xray = Members::default();
+        if language.is_empty() {
+            xray.string("sdk", sdk);
         } else {
-            format!("{sdk} for {language}")
-        };
-        xray.insert("sdk".into(), Value::String(name));
+            xray.string("sdk", &format!("{sdk} for {language}"));
+        }
         put(&mut xray, "sdk_version", "telemetry.sdk.version");
         if get(attrs, "telemetry.auto.version").is_some() {
-            xray.insert("auto_instrumentation".into(), Value::Bool(true));
+            xray.bool("auto_instrumentation", true);
         }
-        aws.insert("xray".into(), Value::Object(xray));
+        aws.push(("xray", object(xray)));
     }
     let version = get_str(attrs, "service.version")
         .or_else(|| get_str(attrs, "container.image.tag"))
         .map(str::to_string);
-    let mut metadata = Map::new();
+    let mut metadata = Vec::new();
     for kv in attrs {
         if let Some(v) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            metadata.insert(format!("otel.resource.{}", kv.key), to_json(v));
+            let mut text = String::new();
+            push_value(&mut text, Some(v));
+            metadata.push((format!("otel.resource.{}", kv.key), text));
         }
     }
+    keep_last_of_each(&mut metadata, |(k, _)| k.as_str());
     Resource {
         service: sanitize_segment_name(service),
         origin,
@@ -375,12 +412,12 @@ const SQL_SYSTEMS: &[&str] = &[
     "spanner",
 ];
 
-fn entity(
-    span: &Span,
-    res: &Resource,
+fn entity<'a>(
+    span: &'a Span,
+    res: &'a Resource,
     first_start: &HashMap<[u8; 16], u64>,
     now: u64,
-) -> Result<Entity, Rejection> {
+) -> Result<Entity<'a>, Rejection> {
     // Ids from the wire may be any length: messages quote at most 16 bytes.
     let short = |b: &[u8]| hex(&b[..b.len().min(16)]);
     let reject = |reason: &'static str, message: String| Rejection {
@@ -444,56 +481,68 @@ fn entity(
     };
     let remote_call = matches!(kind, SpanKind::Client | SpanKind::Producer);
     let mut a = Attrs::new(&span.attributes);
-    let mut m = Map::new();
-    m.insert("id".into(), Value::String(id_text(span_id)));
 
     // --- AWS SDK calls, RPC, databases, messaging: name and namespace.
     let aws_sdk = a.peek_str("rpc.system") == Some("aws-api") || a.peek("aws.service").is_some();
-    let mut aws = Map::new();
+    // `aws` members: key and JSON text.
+    let mut aws: Vec<(&'static str, Cow<'a, str>)> = Vec::new();
+    let text = |s: &str| {
+        let mut t = String::with_capacity(s.len() + 2);
+        push_string(&mut t, s);
+        Cow::Owned(t)
+    };
     if aws_sdk {
         if let Some(op) = a.take_str(&["rpc.method", "aws.operation"]) {
-            aws.insert("operation".into(), json!(op));
+            aws.push(("operation", text(op)));
         }
         if let Some(r) = a.take_str(&["aws.region", "cloud.region"]) {
-            aws.insert("region".into(), json!(r));
+            aws.push(("region", text(r)));
         }
     }
     if let Some(r) = a.take_str(&["aws.request_id", "aws.requestId"]) {
-        aws.insert("request_id".into(), json!(r));
+        aws.push(("request_id", text(r)));
     }
     if let Some(q) = a.take_str(&["aws.queue_url", "aws.sqs.queue_url"]) {
-        aws.insert("queue_url".into(), json!(q));
+        aws.push(("queue_url", text(q)));
     }
     if let Some(t) = a.take_str(&["aws.table_name"]) {
-        aws.insert("table_name".into(), json!(t));
+        aws.push(("table_name", text(t)));
     } else if let Some(Av::ArrayValue(arr)) = a.peek("aws.dynamodb.table_names") {
-        let names: Vec<Value> = arr
+        let names: Vec<&str> = arr
             .values
             .iter()
             .filter_map(|v| match &v.value {
-                Some(Av::StringValue(s)) => Some(json!(s)),
+                Some(Av::StringValue(s)) => Some(s.as_str()),
                 _ => None,
             })
             .collect();
         a.take("aws.dynamodb.table_names");
-        if names.len() == 1 {
-            aws.insert("table_name".into(), names[0].clone());
+        if let [name] = names[..] {
+            aws.push(("table_name", text(name)));
         } else if !names.is_empty() {
-            aws.insert("table_names".into(), Value::Array(names));
+            let mut list = String::from("[");
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                push_string(&mut list, n);
+            }
+            list.push(']');
+            aws.push(("table_names", Cow::Owned(list)));
         }
     }
     if let Some(acct) = a.take_str(&["aws.account_id"]) {
-        aws.insert("account_id".into(), json!(acct));
+        aws.push(("account_id", text(acct)));
     }
 
     let db_system = a
         .peek_str("db.system")
         .or_else(|| a.peek_str("db.system.name"));
-    let mut sql = Map::new();
+    let mut sql = Members::default();
     let mut db_host: Option<String> = None;
     if let Some(system) = db_system.filter(|s| SQL_SYSTEMS.contains(s)) {
         a.take_str(&["db.system", "db.system.name"]);
-        sql.insert("database_type".into(), json!(system));
+        sql.string("database_type", system);
         let conn = a.take_str(&["db.connection_string"]);
         let host = a
             .peek_str("server.address")
@@ -525,39 +574,39 @@ fn entity(
             }
             (None, None) => "localhost".into(),
         };
-        sql.insert("url".into(), json!(url));
+        sql.string("url", &url);
         if let Some(q) = a.take_str(&["db.statement", "db.query.text"]) {
-            sql.insert("sanitized_query".into(), json!(q));
+            sql.string("sanitized_query", q);
         }
         if let Some(u) = a.take_str(&["db.user"]) {
-            sql.insert("user".into(), json!(u));
+            sql.string("user", u);
         }
         db_host = host;
     }
 
     // --- HTTP.
-    let mut request = Map::new();
-    let mut response = Map::new();
+    let mut request = Members::default();
+    let mut response = Members::default();
     if let Some(method) = a.take_str(&["http.request.method", "http.method"]) {
-        request.insert("method".into(), json!(method));
+        request.string("method", method);
     }
     if let Some(ua) = a.take_str(&["user_agent.original", "http.user_agent"]) {
-        request.insert("user_agent".into(), json!(ua));
+        request.string("user_agent", ua);
     }
     if let Some(ip) = a.take_str(&["http.client_ip"]) {
-        request.insert("client_ip".into(), json!(ip));
-        request.insert("x_forwarded_for".into(), json!(true));
+        request.string("client_ip", ip);
+        request.bool("x_forwarded_for", true);
     } else if !remote_call
         && let Some(ip) = a.take_str(&["client.address", "net.sock.peer.addr", "net.peer.ip"])
     {
-        request.insert("client_ip".into(), json!(ip));
+        request.string("client_ip", ip);
     }
     let status = a.take_int(&["http.response.status_code", "http.status_code"]);
     if let Some(s) = status {
-        response.insert("status".into(), json!(s));
+        response.i64("status", s);
     }
     if let Some(len) = a.take_int(&["http.response.body.size", "http.response_content_length"]) {
-        response.insert("content_length".into(), json!(len));
+        response.i64("content_length", len);
     }
     let is_http = !request.is_empty() || !response.is_empty() || a.peek("url.full").is_some();
     let url = if let Some(full) = a.take_str(&["url.full", "http.url"]) {
@@ -622,7 +671,7 @@ fn entity(
         None
     };
     if let Some(u) = &url {
-        request.insert("url".into(), json!(u));
+        request.string("url", u);
     }
 
     // --- Name and namespace.
@@ -635,8 +684,10 @@ fn entity(
         if remote_call {
             namespace = Some("aws");
         }
-        if let Some(q) = a.peek_str("messaging.url") {
-            aws.entry("queue_url").or_insert_with(|| json!(q));
+        if let Some(q) = a.peek_str("messaging.url")
+            && !aws.iter().any(|(k, _)| *k == "queue_url")
+        {
+            aws.push(("queue_url", text(q)));
         }
     }
     let name: String = match role {
@@ -713,18 +764,6 @@ fn entity(
             .take(roentgen_model::document::MAX_SUBSEGMENT_NAME_CHARS)
             .collect()
     };
-    m.insert("name".into(), Value::String(name));
-    m.insert(
-        "start_time".into(),
-        json!(seconds(span.start_time_unix_nano)),
-    );
-    m.insert("end_time".into(), json!(seconds(span.end_time_unix_nano)));
-    if let Some(ns) = namespace
-        && role != Role::Segment
-    {
-        m.insert("namespace".into(), json!(ns));
-    }
-
     // --- Errors, faults, throttles and exceptions.
     let status_code = span.status.as_ref().map_or(StatusCode::Unset, |s| {
         StatusCode::try_from(s.code).unwrap_or(StatusCode::Unset)
@@ -738,30 +777,28 @@ fn entity(
         Some(500..=599) => fault = true,
         _ => fault = status_code == StatusCode::Error,
     }
-    let mut exceptions = Vec::new();
+    // The `exceptions` array's items.
+    let mut exceptions = String::new();
     for (i, event) in span.events.iter().enumerate() {
         if event.name != "exception" {
             continue;
         }
-        let mut ex = Map::new();
-        ex.insert(
-            "id".into(),
-            json!(id_text(derived_id(span_id, i as u64 + 1))),
-        );
+        let mut ex = Members::default();
+        ex.string("id", &id_text(derived_id(span_id, i as u64 + 1)));
         if let Some(t) = get_str(&event.attributes, "exception.type") {
-            ex.insert("type".into(), json!(t));
+            ex.string("type", t);
         }
         if let Some(msg) = get_str(&event.attributes, "exception.message") {
-            ex.insert("message".into(), json!(msg));
+            ex.string("message", msg);
         }
-        ex.insert("remote".into(), json!(remote_call));
+        ex.bool("remote", remote_call);
         if let Some(st) = get_str(&event.attributes, "exception.stacktrace") {
-            let frames = stack(st, &res.language);
-            if !frames.is_empty() {
-                ex.insert("stack".into(), Value::Array(frames));
-            }
+            push_stack(&mut ex, st, &res.language);
         }
-        exceptions.push(Value::Object(ex));
+        if !exceptions.is_empty() {
+            exceptions.push(',');
+        }
+        ex.push_object_to(&mut exceptions);
     }
     if exceptions.is_empty()
         && status_code == StatusCode::Error
@@ -771,39 +808,14 @@ fn entity(
             .map(|s| s.message.as_str())
             .filter(|m| !m.is_empty())
     {
-        exceptions.push(json!({"id": id_text(derived_id(span_id, 0x51)), "message": msg}));
-    }
-    if error {
-        m.insert("error".into(), json!(true));
-    }
-    if throttle {
-        m.insert("throttle".into(), json!(true));
-    }
-    if fault {
-        m.insert("fault".into(), json!(true));
-    }
-    if !exceptions.is_empty() {
-        m.insert("cause".into(), json!({ "exceptions": exceptions }));
+        let mut ex = Members::default();
+        ex.string("id", &id_text(derived_id(span_id, 0x51)));
+        ex.string("message", msg);
+        ex.push_object_to(&mut exceptions);
     }
 
-    if !request.is_empty() || !response.is_empty() {
-        let mut http = Map::new();
-        if !request.is_empty() {
-            http.insert("request".into(), Value::Object(request));
-        }
-        if !response.is_empty() {
-            http.insert("response".into(), Value::Object(response));
-        }
-        m.insert("http".into(), Value::Object(http));
-    }
-    if !sql.is_empty() {
-        m.insert("sql".into(), Value::Object(sql));
-    }
-
-    // --- User, annotations, metadata.
-    if let Some(user) = a.take_str(&["enduser.id", "user.id"]) {
-        m.insert("user".into(), json!(user));
-    }
+    // --- Annotations and metadata.
+    let user = a.take_str(&["enduser.id", "user.id"]);
     let mut indexed: Vec<&str> = Vec::new();
     if let Some(Av::ArrayValue(keys)) = a.take(ANNOTATIONS_ATTRIBUTE) {
         for k in &keys.values {
@@ -812,81 +824,152 @@ fn entity(
             }
         }
     }
-    let mut annotations = Map::new();
+    // Key and value, one entry per key (a later key replaces an earlier one).
+    let mut annotations: Vec<(String, &Av)> = Vec::new();
     for key in &indexed {
         if annotations.len() >= MAX_ANNOTATIONS_PER_DOCUMENT {
             break;
         }
-        if let Some(v) = a.peek(key).and_then(annotation) {
+        if let Some(v) = a.peek(key).filter(|v| is_annotation(v)) {
             a.take(key);
             let k = annotation_key(key);
-            if !k.is_empty() {
-                annotations.insert(k, v);
+            if k.is_empty() {
+                continue;
+            }
+            match annotations.iter_mut().find(|(have, _)| *have == k) {
+                Some(entry) => entry.1 = v,
+                None => annotations.push((k, v)),
             }
         }
     }
-    let mut metadata: Map<String, Value> = Map::new();
-    let mut default = Map::new();
-    let unused: Vec<(&str, &Av)> = a.unused().collect();
+    let mut default_metadata: Vec<(Cow<'a, str>, Meta<'a>)> = Vec::new();
+    let mut namespaces: Vec<(&'a str, String)> = Vec::new();
+    let unused: Vec<(&'a str, &'a Av)> = a.unused().collect();
     for (key, v) in unused {
         if let Some(ns) = key.strip_prefix(METADATA_PREFIX)
             && let Av::StringValue(text) = v
             && let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text)
         {
             if ns.eq_ignore_ascii_case(DEFAULT_NAMESPACE) {
-                default.extend(obj);
+                for (k, v) in obj {
+                    default_metadata.push((Cow::Owned(k), Meta::Json(Cow::Owned(json_text(&v)))));
+                }
             } else {
-                metadata.insert(ns.to_string(), Value::Object(obj));
+                namespaces.push((ns, json_text(&Value::Object(obj))));
             }
             continue;
         }
-        default.insert(key.to_string(), to_json(v));
+        default_metadata.push((Cow::Borrowed(key), Meta::Attr(v)));
     }
     if role == Role::Segment {
         for (k, v) in &res.metadata {
-            default.insert(k.clone(), v.clone());
+            default_metadata.push((Cow::Borrowed(k), Meta::Json(Cow::Borrowed(v))));
         }
     }
     if mapping == IdMapping::W3c && role == Role::Segment {
-        default.insert("otel.trace_id".into(), json!(hex(&otel_trace)));
+        default_metadata.push((
+            Cow::Borrowed(OTEL_TRACE_ID),
+            Meta::Json(Cow::Owned(quoted(&hex(&otel_trace)))),
+        ));
     }
-    if !default.is_empty() {
-        metadata.insert(DEFAULT_NAMESPACE.into(), Value::Object(default));
-    }
+    keep_last_of_each(&mut default_metadata, |(k, _)| k.as_ref());
+    keep_last_of_each(&mut namespaces, |(k, _)| k);
 
+    // --- The members, written.
+    let start = seconds(span.start_time_unix_nano);
+    let end = seconds(span.end_time_unix_nano);
+    let mut m =
+        Members::with_capacity(256 + request.len() + response.len() + sql.len() + exceptions.len());
+    m.string("id", &id_text(span_id));
+    m.string("name", &name);
+    m.f64("start_time", start);
+    m.f64("end_time", end);
+    if let Some(ns) = namespace
+        && role != Role::Segment
+    {
+        m.string("namespace", ns);
+    }
+    if error {
+        m.bool("error", true);
+    }
+    if throttle {
+        m.bool("throttle", true);
+    }
+    if fault {
+        m.bool("fault", true);
+    }
+    if !exceptions.is_empty() {
+        let cause = m.key("cause");
+        cause.push_str("{\"exceptions\":[");
+        cause.push_str(&exceptions);
+        cause.push_str("]}");
+    }
+    if !request.is_empty() || !response.is_empty() {
+        let mut http = Members::default();
+        if !request.is_empty() {
+            http.object("request", &request);
+        }
+        if !response.is_empty() {
+            http.object("response", &response);
+        }
+        m.object("http", &http);
+    }
+    if !sql.is_empty() {
+        m.object("sql", &sql);
+    }
+    if let Some(user) = user {
+        m.string("user", user);
+    }
     if role == Role::Segment {
         if let Some(o) = res.origin {
-            m.insert("origin".into(), json!(o));
+            m.string("origin", o);
         }
-        let mut seg_aws = res.aws.clone();
-        for (k, v) in aws {
-            seg_aws.insert(k, v);
-        }
-        if !seg_aws.is_empty() {
-            m.insert("aws".into(), Value::Object(seg_aws));
-        }
+        let mut seg_aws: Vec<(&'static str, Cow<'a, str>)> = res
+            .aws
+            .iter()
+            .map(|(k, v)| (*k, Cow::Borrowed(v.as_ref())))
+            .collect();
+        seg_aws.extend(aws);
+        push_aws(&mut m, &seg_aws);
         if let Some(v) = &res.version {
-            m.insert("service".into(), json!({ "version": v }));
+            let service = m.key("service");
+            service.push_str("{\"version\":");
+            push_string(service, v);
+            service.push('}');
         }
-    } else if !aws.is_empty() {
-        m.insert("aws".into(), Value::Object(aws));
+    } else {
+        push_aws(&mut m, &aws);
     }
-    let annotation_count = annotations.len();
     if !annotations.is_empty() {
-        m.insert("annotations".into(), Value::Object(annotations));
+        let mut an = Members::default();
+        for (k, v) in &annotations {
+            push_value(an.key(k), Some(v));
+        }
+        m.object("annotations", &an);
     }
-    if !metadata.is_empty() {
-        m.insert("metadata".into(), Value::Object(metadata));
-    }
-    let size = m
+    let metadata_size = default_metadata
         .iter()
-        .map(|(k, v)| k.len() + 4 + approx_size(v))
-        .sum::<usize>()
-        + 2;
+        .map(|(k, v)| {
+            k.len()
+                + 4
+                + match v {
+                    Meta::Attr(v) => value_size(Some(v)),
+                    Meta::Json(t) => t.len(),
+                }
+        })
+        .chain(namespaces.iter().map(|(k, t)| k.len() + 4 + t.len()))
+        .sum::<usize>();
     Ok(Entity {
-        value: m,
-        size,
-        annotations: annotation_count,
+        size: m.len() + metadata_size + 40,
+        members: m,
+        default_metadata,
+        namespaces,
+        start,
+        end,
+        error,
+        fault,
+        throttle,
+        annotations: annotations.len(),
         role,
         span_id,
         parent,
@@ -894,6 +977,31 @@ fn entity(
         trace,
         mapping,
     })
+}
+
+/// Writes `aws` with its members (a later key replaces an earlier one), unless empty.
+fn push_aws(m: &mut Members, aws: &[(&'static str, Cow<'_, str>)]) {
+    if aws.is_empty() {
+        return;
+    }
+    let replaced = Superseded::of(aws, |(k, _)| k);
+    let mut inner = Members::default();
+    for (_, (k, v)) in aws.iter().enumerate().filter(|(i, _)| !replaced.is(*i)) {
+        inner.raw(k, v);
+    }
+    m.object("aws", &inner);
+}
+
+/// The JSON text of a value (parsed from an attribute, so it can be written).
+fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// `s` as a JSON string.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_string(&mut out, s);
+    out
 }
 
 /// The host of a URL or connection string (`jdbc:` prefixes allowed).
@@ -910,10 +1018,12 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-/// Stack frames of an exception's stack trace, innermost first, for the languages whose
-/// format the exporter reads (Python, Java, JavaScript); none for the others.
-fn stack(trace: &str, language: &str) -> Vec<Value> {
-    let mut frames = Vec::new();
+/// Writes `stack`: the frames of an exception's stack trace, innermost first, for the
+/// languages whose format the exporter reads (Python, Java, JavaScript); nothing for the
+/// others or when no frame is found.
+fn push_stack(ex: &mut Members, trace: &str, language: &str) {
+    // Path, line and label.
+    let mut frames: Vec<(&str, u64, &str)> = Vec::new();
     match language {
         "python" => {
             // `  File "path", line N, in label` lines, outermost first.
@@ -933,7 +1043,7 @@ fn stack(trace: &str, language: &str) -> Vec<Value> {
                         label = l.trim();
                     }
                 }
-                frames.push(json!({"path": path, "line": line_no, "label": label}));
+                frames.push((path, line_no, label));
             }
             frames.reverse();
         }
@@ -950,171 +1060,286 @@ fn stack(trace: &str, language: &str) -> Vec<Value> {
                 let mut parts = loc.splitn(3, ':');
                 let path = parts.next().unwrap_or("");
                 let line_no: u64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                frames.push(json!({"path": path, "line": line_no, "label": label}));
+                frames.push((path, line_no, label));
             }
         }
         _ => {}
     }
     frames.truncate(100);
-    frames
+    if frames.is_empty() {
+        return;
+    }
+    let out = ex.key("stack");
+    out.push('[');
+    for (i, (path, line, label)) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut f = Members::default();
+        f.string("path", path);
+        f.u64("line", *line);
+        f.string("label", label);
+        f.push_object_to(out);
+    }
+    out.push(']');
 }
 
-/// One document being assembled, and the spans it holds.
-struct Built {
-    value: Map<String, Value>,
+/// A document's shape: an entity and the children embedded in it, decided before any
+/// text is written.
+struct Plan {
+    idx: usize,
+    embedded: Vec<Plan>,
     size: usize,
     annotations: usize,
     spans: usize,
 }
 
-struct Assembler<'a> {
-    entities: Vec<Option<Entity>>,
-    children: Vec<Vec<usize>>,
-    resource: &'a Resource,
-    batch: &'a mut Batch,
+/// What the top of a document is.
+enum Top {
+    /// A segment (`parent_id` when the span has a parent).
+    Segment,
+    /// An independent subsegment of `parent`.
+    Subsegment { parent: Option<u64> },
 }
 
-impl Assembler<'_> {
-    /// The entity `idx` with every child that fits embedded; children that do not fit
-    /// are finished as documents of their own.
-    fn build(&mut self, idx: usize, depth: usize) -> Option<(Built, Entity)> {
-        let mut e = self.entities[idx].take()?;
-        let mut value = std::mem::take(&mut e.value);
-        let mut built = Built {
-            value: Map::new(),
+struct Assembler<'a, 'b> {
+    entities: Vec<Entity<'a>>,
+    planned: Vec<bool>,
+    children: Vec<Vec<usize>>,
+    /// Children past the embedding depth, to send on their own: entity and parent.
+    deferred: Vec<(usize, u64)>,
+    resource: &'a Resource,
+    batch: &'b mut Batch,
+}
+
+impl Assembler<'_, '_> {
+    /// The shape of the document whose top is entity `idx`, with every child that fits
+    /// embedded; children that do not fit are finished as documents of their own, and
+    /// children past the embedding depth are deferred (so the recursion stays shallow
+    /// however deep the spans nest). `None` when the entity is already placed.
+    fn plan(&mut self, idx: usize, depth: usize) -> Option<Plan> {
+        if self.planned[idx] {
+            return None;
+        }
+        self.planned[idx] = true;
+        let e = &self.entities[idx];
+        let span_id = e.span_id;
+        let mut plan = Plan {
+            idx,
+            embedded: Vec::new(),
             size: e.size,
             annotations: e.annotations,
             spans: 1,
         };
-        let mut subs = Vec::new();
         for child in std::mem::take(&mut self.children[idx]) {
-            let Some((c, ce)) = self.build(child, depth + 1) else {
+            if depth + 1 >= MAX_EMBED_DEPTH {
+                self.deferred.push((child, span_id));
+                continue;
+            }
+            let Some(c) = self.plan(child, depth + 1) else {
                 continue;
             };
-            if depth + 1 < MAX_EMBED_DEPTH
-                && built.size + c.size < EMBED_BUDGET
-                && built.annotations + c.annotations <= MAX_ANNOTATIONS_PER_DOCUMENT
+            if plan.size + c.size < EMBED_BUDGET
+                && plan.annotations + c.annotations <= MAX_ANNOTATIONS_PER_DOCUMENT
             {
-                built.size += c.size + 1;
-                built.annotations += c.annotations;
-                built.spans += c.spans;
-                subs.push(Value::Object(c.value));
+                plan.size += c.size + 1;
+                plan.annotations += c.annotations;
+                plan.spans += c.spans;
+                plan.embedded.push(c);
             } else {
-                self.finish_subsegment(c, &ce, Some(e.span_id));
+                self.finish(
+                    &c,
+                    Top::Subsegment {
+                        parent: Some(span_id),
+                    },
+                );
             }
         }
-        if !subs.is_empty() {
-            value.insert("subsegments".into(), Value::Array(subs));
-        }
-        built.value = value;
-        Some((built, e))
+        Some(plan)
     }
 
-    /// An independent subsegment document.
-    fn finish_subsegment(&mut self, mut b: Built, e: &Entity, parent: Option<u64>) {
-        b.value.insert("type".into(), json!("subsegment"));
-        if let Some(p) = parent.or(e.parent) {
-            b.value.insert("parent_id".into(), json!(id_text(p)));
+    /// Writes the entity of `plan` with its embedded children; `extra` members and an
+    /// `otel.trace_id` metadata entry go on this level only.
+    fn write(
+        &self,
+        out: &mut String,
+        plan: &Plan,
+        extra: Option<&Members>,
+        otel_trace: Option<&str>,
+    ) {
+        let e = &self.entities[plan.idx];
+        out.push('{');
+        out.push_str(e.members.as_str());
+        if let Some(x) = extra.filter(|x| !x.is_empty()) {
+            out.push(',');
+            out.push_str(x.as_str());
+        }
+        self.write_metadata(out, e, otel_trace);
+        if !plan.embedded.is_empty() {
+            out.push_str(",\"subsegments\":[");
+            for (i, c) in plan.embedded.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                self.write(out, c, None, None);
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+
+    /// Writes `,"metadata":{…}` unless there is none.
+    fn write_metadata(&self, out: &mut String, e: &Entity<'_>, otel_trace: Option<&str>) {
+        if e.default_metadata.is_empty() && e.namespaces.is_empty() && otel_trace.is_none() {
+            return;
+        }
+        let mut metadata = Members::default();
+        for (ns, text) in &e.namespaces {
+            metadata.raw(ns, text);
+        }
+        if !e.default_metadata.is_empty() || otel_trace.is_some() {
+            let mut default = Members::default();
+            for (k, v) in &e.default_metadata {
+                if otel_trace.is_some() && k == OTEL_TRACE_ID {
+                    continue;
+                }
+                let out = default.key(k);
+                match v {
+                    Meta::Attr(v) => push_value(out, Some(v)),
+                    Meta::Json(text) => out.push_str(text),
+                }
+            }
+            if let Some(t) = otel_trace {
+                default.string(OTEL_TRACE_ID, t);
+            }
+            metadata.object(DEFAULT_NAMESPACE, &default);
+        }
+        out.push_str(",\"metadata\":");
+        metadata.push_object_to(out);
+    }
+
+    /// Writes and validates the document of `plan`.
+    fn finish(&mut self, plan: &Plan, top: Top) {
+        let e = &self.entities[plan.idx];
+        let mut extra = Members::with_capacity(96);
+        let mut otel_trace = None;
+        match top {
+            Top::Segment => {
+                if let Some(p) = e.parent {
+                    extra.string("parent_id", &id_text(p));
+                }
+            }
+            Top::Subsegment { parent } => {
+                extra.string("type", "subsegment");
+                if let Some(p) = parent.or(e.parent) {
+                    extra.string("parent_id", &id_text(p));
+                }
+                if e.mapping == IdMapping::W3c {
+                    otel_trace = Some(hex(&e.otel_trace));
+                }
+            }
+        }
+        extra.string("trace_id", &crate::ids::trace_id_text(&e.trace));
+        let mut text = String::with_capacity(plan.size + extra.len() + 64);
+        self.write(&mut text, plan, Some(&extra), otel_trace.as_deref());
+        self.validate(text, plan);
+    }
+
+    /// Root client and producer spans: the service's segment, with the call as its
+    /// subsegment.
+    fn finish_with_service_segment(&mut self, plan: &Plan) {
+        let e = &self.entities[plan.idx];
+        let r = self.resource;
+        let mut seg = Members::with_capacity(plan.size + 512);
+        seg.string("id", &id_text(derived_id(e.span_id, 0x5e6)));
+        seg.string("name", &r.service);
+        seg.f64("start_time", e.start);
+        seg.f64("end_time", e.end);
+        if e.error {
+            seg.bool("error", true);
+        }
+        if e.throttle {
+            seg.bool("throttle", true);
+        }
+        if e.fault {
+            seg.bool("fault", true);
+        }
+        if let Some(o) = r.origin {
+            seg.string("origin", o);
+        }
+        push_aws(&mut seg, &r.aws);
+        if let Some(v) = &r.version {
+            let service = seg.key("service");
+            service.push_str("{\"version\":");
+            push_string(service, v);
+            service.push('}');
+        }
+        let mut default = Members::default();
+        for (k, v) in &r.metadata {
+            if e.mapping == IdMapping::W3c && k == OTEL_TRACE_ID {
+                continue;
+            }
+            default.raw(k, v);
         }
         if e.mapping == IdMapping::W3c {
-            let meta = b
-                .value
-                .entry("metadata")
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .map(|m| m.entry(DEFAULT_NAMESPACE).or_insert_with(|| json!({})));
-            if let Some(Value::Object(d)) = meta {
-                d.insert("otel.trace_id".into(), json!(hex(&e.otel_trace)));
-            }
+            default.string(OTEL_TRACE_ID, &hex(&e.otel_trace));
         }
-        self.finish(b, e);
+        if !default.is_empty() {
+            let mut metadata = Members::default();
+            metadata.object(DEFAULT_NAMESPACE, &default);
+            seg.object("metadata", &metadata);
+        }
+        seg.string("trace_id", &crate::ids::trace_id_text(&e.trace));
+        let subsegments = seg.key("subsegments");
+        subsegments.push('[');
+        self.write(subsegments, plan, None, None);
+        subsegments.push(']');
+        let mut text = String::with_capacity(seg.len() + 2);
+        seg.push_object_to(&mut text);
+        self.validate(text, plan);
     }
 
-    fn finish(&mut self, mut b: Built, e: &Entity) {
-        b.value.insert(
-            "trace_id".into(),
-            Value::String(crate::ids::trace_id_text(&e.trace)),
-        );
-        let mut out = Vec::with_capacity(b.size + b.size / 4 + 256);
-        let value = Value::Object(b.value);
-        // Writing a `Value` into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &value);
-        let text = String::from_utf8(out).unwrap_or_default();
-        match Document::from_value(text, &value) {
+    fn validate(&mut self, text: String, plan: &Plan) {
+        let e = &self.entities[plan.idx];
+        match Document::parse(text) {
             Ok(document) => self.batch.documents.push(Converted {
                 document,
-                spans: b.spans,
+                spans: plan.spans,
                 span_id: id_text(e.span_id),
             }),
             Err(err) => self.batch.rejected.push(Rejection {
                 trace_id: hex(&e.otel_trace),
                 span_id: id_text(e.span_id),
-                spans: b.spans,
+                spans: plan.spans,
                 reason: err.error_code(),
                 message: format!("{}: {err}", id_text(e.span_id)),
             }),
         }
     }
 
-    /// A document whose top is entity `idx`.
+    /// A document whose top is entity `idx`, then the children it deferred.
     fn emit(&mut self, idx: usize) {
-        let Some((b, e)) = self.build(idx, 1) else {
-            return;
-        };
-        match e.role {
-            Role::Segment => {
-                let mut b = b;
-                if let Some(p) = e.parent {
-                    b.value.insert("parent_id".into(), json!(id_text(p)));
-                }
-                self.finish(b, &e);
+        if let Some(plan) = self.plan(idx, 1) {
+            match self.entities[idx].role {
+                Role::Segment => self.finish(&plan, Top::Segment),
+                Role::Subsegment => self.finish(&plan, Top::Subsegment { parent: None }),
+                Role::SegmentWithDependency => self.finish_with_service_segment(&plan),
             }
-            Role::Subsegment => self.finish_subsegment(b, &e, None),
-            Role::SegmentWithDependency => {
-                // The service's segment, with the call as its subsegment.
-                let r = self.resource;
-                let mut seg = Map::new();
-                seg.insert("id".into(), json!(id_text(derived_id(e.span_id, 0x5e6))));
-                seg.insert("name".into(), json!(r.service));
-                for k in ["start_time", "end_time", "error", "fault", "throttle"] {
-                    if let Some(v) = b.value.get(k) {
-                        seg.insert(k.into(), v.clone());
-                    }
-                }
-                if let Some(o) = r.origin {
-                    seg.insert("origin".into(), json!(o));
-                }
-                if !r.aws.is_empty() {
-                    seg.insert("aws".into(), Value::Object(r.aws.clone()));
-                }
-                if let Some(v) = &r.version {
-                    seg.insert("service".into(), json!({ "version": v }));
-                }
-                let mut default = r.metadata.clone();
-                if e.mapping == IdMapping::W3c {
-                    default.insert("otel.trace_id".into(), json!(hex(&e.otel_trace)));
-                }
-                if !default.is_empty() {
-                    seg.insert("metadata".into(), json!({ DEFAULT_NAMESPACE: default }));
-                }
-                let size = b.size + approx_size(&Value::Object(r.aws.clone())) + 200;
-                seg.insert(
-                    "subsegments".into(),
-                    Value::Array(vec![Value::Object(b.value)]),
+        }
+        while let Some((child, parent)) = self.deferred.pop() {
+            if let Some(plan) = self.plan(child, 1) {
+                self.finish(
+                    &plan,
+                    Top::Subsegment {
+                        parent: Some(parent),
+                    },
                 );
-                let built = Built {
-                    value: seg,
-                    size,
-                    annotations: b.annotations,
-                    spans: b.spans,
-                };
-                self.finish(built, &e);
             }
         }
     }
 }
 
-fn assemble(entities: Vec<Entity>, resource: &Resource, batch: &mut Batch) {
+fn assemble<'a>(entities: Vec<Entity<'a>>, resource: &'a Resource, batch: &mut Batch) {
     let n = entities.len();
     let mut by_id: HashMap<([u8; 16], u64), usize> = HashMap::with_capacity(n);
     for (i, e) in entities.iter().enumerate() {
@@ -1135,8 +1360,10 @@ fn assemble(entities: Vec<Entity>, resource: &Resource, batch: &mut Batch) {
         }
     }
     let mut asm = Assembler {
-        entities: entities.into_iter().map(Some).collect(),
+        entities,
+        planned: vec![false; n],
         children,
+        deferred: Vec::new(),
         resource,
         batch,
     };
@@ -1147,7 +1374,7 @@ fn assemble(entities: Vec<Entity>, resource: &Resource, batch: &mut Batch) {
     }
     // Whatever is left sits on a parent cycle: each becomes its own document.
     for i in 0..n {
-        if asm.entities[i].is_some() {
+        if !asm.planned[i] {
             asm.emit(i);
         }
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod ids;
+mod json;
 pub mod metrics;
 
 pub use convert::{Batch, Converted, Rejection, convert};
