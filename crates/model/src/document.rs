@@ -323,20 +323,13 @@ impl Document {
         Self::validated(raw, segment)
     }
 
-    /// [`Document::parse`] for a document built in this process as a JSON value and
-    /// written out as `raw` (OTLP conversion): the typed view is read from `value`
-    /// instead of lexing the text again. The same checks apply; when they fail, the
-    /// text is parsed to name the field, so the error is the one `parse` gives.
-    pub fn from_value(raw: String, value: &serde_json::Value) -> Result<Self, DocumentError> {
+    /// [`Document::parse`] for a document whose text and typed view were built side by
+    /// side in this process (OTLP conversion), so the text need not be lexed again. The
+    /// caller guarantees that `raw` parses to exactly `segment`; the checks of `parse`
+    /// (size, ids, times, names, annotations) then give the same answer on either.
+    pub fn from_parts(raw: String, segment: Segment) -> Result<Self, DocumentError> {
         check_size(&raw)?;
-        // Deeper than the text parser goes (it refuses past 128 levels): let it judge.
-        if !nesting_within(value, 120) {
-            return Self::parse(raw);
-        }
-        match Segment::deserialize(value) {
-            Ok(segment) => Self::validated(raw, segment),
-            Err(_) => Self::parse(raw),
-        }
+        Self::validated(raw, segment)
     }
 
     fn validated(raw: String, segment: Segment) -> Result<Self, DocumentError> {
@@ -393,17 +386,6 @@ fn check_size(raw: &str) -> Result<(), DocumentError> {
         });
     }
     Ok(())
-}
-
-/// Whether arrays and objects in `value` nest at most `levels` deep.
-fn nesting_within(value: &serde_json::Value, levels: usize) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::Array(_) | Value::Object(_) if levels == 0 => false,
-        Value::Array(items) => items.iter().all(|v| nesting_within(v, levels - 1)),
-        Value::Object(map) => map.values().all(|v| nesting_within(v, levels - 1)),
-        _ => true,
-    }
 }
 
 /// Reads the JSON text into the typed view, naming the path of a type mismatch.

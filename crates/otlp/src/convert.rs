@@ -12,10 +12,14 @@
 //!   **embedded** in its parent's document, as X-Ray SDKs send them; otherwise (or when
 //!   the document would pass 64 kB, 50 annotations or the nesting limit) it is sent as
 //!   an independent subsegment (`type: subsegment`, `parent_id`).
-//! * Every document goes through [`Document::from_value`] ([`Document::parse`]'s checks
-//!   on the value the text was written from), the validation that UDP and
-//!   `PutTraceSegments` documents go through; spans of a document that fails it are
-//!   rejected with its error code.
+//! * A span's document text is written member by member (`crate::json`), and the
+//!   typed view the model reads is built beside it, so the text is not lexed again:
+//!   [`Document::from_parts`] applies [`Document::parse`]'s checks, the validation that
+//!   UDP and `PutTraceSegments` documents go through, to that view. Where a value does
+//!   not fit the typed view (an HTTP status past 65535, a non-string resource field the
+//!   model reads), the text is parsed instead, which names the field. Spans of a
+//!   document that fails are rejected with its error code. Debug builds check every
+//!   typed view against the parsed text.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -26,8 +30,12 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use roentgen_model::document::{MAX_ANNOTATIONS_PER_DOCUMENT, MAX_DOCUMENT_BYTES};
-use roentgen_model::{Document, TraceId};
+use roentgen_model::document::{
+    AnnotationValue, Aws, Cause, CauseDetails, Ec2, Ecs, Exception, Http, HttpRequest,
+    HttpResponse, MAX_ANNOTATIONS_PER_DOCUMENT, MAX_DOCUMENT_BYTES, Segment, Service, Sql,
+    StackFrame,
+};
+use roentgen_model::{CompactString, Document, TraceId};
 use serde_json::Value;
 
 use crate::attrs::{Attrs, annotation_key, get, get_str, is_annotation};
@@ -159,6 +167,9 @@ struct Resource {
     version: Option<String>,
     /// `aws` members of the service's segments: key and JSON text.
     aws: Vec<(&'static str, Cow<'static, str>)>,
+    /// The typed view of `aws`; `None` when an attribute has a type the typed view
+    /// cannot hold (the document's text is then parsed, and judged, as sent).
+    typed_aws: Option<Aws>,
     /// `otel.resource.*` metadata of the service's segments: key and JSON text.
     metadata: Vec<(String, String)>,
     language: String,
@@ -186,6 +197,8 @@ struct Entity<'a> {
     error: bool,
     fault: bool,
     throttle: bool,
+    /// The typed view of `members`; `None` when the text must be parsed to judge it.
+    typed: Option<Segment>,
     /// Estimated size of the entity's JSON text.
     size: usize,
     annotations: usize,
@@ -285,6 +298,15 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         Cow::Owned(text)
     };
     let mut aws = Vec::new();
+    // The typed view of the fields the model reads (strings only).
+    let mut typed_aws = Some(Aws::default());
+    let typed_str = |key: &str| -> Result<Option<String>, ()> {
+        match get(attrs, key) {
+            None => Ok(None),
+            Some(Av::StringValue(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(()),
+        }
+    };
     match origin {
         Some("AWS::EC2::Instance") => {
             let mut ec2 = Members::default();
@@ -293,6 +315,15 @@ fn resource(attrs: &[KeyValue]) -> Resource {
             put(&mut ec2, "instance_size", "host.type");
             put(&mut ec2, "ami_id", "host.image.id");
             aws.push(("ec2", object(ec2)));
+            typed_aws = typed_aws.and_then(|mut t| {
+                t.ec2 = Some(Ec2 {
+                    instance_id: typed_str("host.id").ok()?.map(CompactString::from),
+                    availability_zone: typed_str("cloud.availability_zone")
+                        .ok()?
+                        .map(CompactString::from),
+                });
+                Some(t)
+            });
         }
         Some("AWS::ECS::Container" | "AWS::ECS::EC2" | "AWS::ECS::Fargate") => {
             let mut ecs = Members::default();
@@ -305,6 +336,13 @@ fn resource(attrs: &[KeyValue]) -> Resource {
             put(&mut ecs, "launch_type", "aws.ecs.launchtype");
             put(&mut ecs, "availability_zone", "cloud.availability_zone");
             aws.push(("ecs", object(ecs)));
+            typed_aws = typed_aws.and_then(|mut t| {
+                t.ecs = Some(Ecs {
+                    container: typed_str("container.name").ok()?,
+                    container_arn: typed_str("aws.ecs.container.arn").ok()?,
+                });
+                Some(t)
+            });
         }
         Some("AWS::EKS::Container") => {
             let mut eks = Members::default();
@@ -326,6 +364,10 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         let mut text = String::new();
         push_value(&mut text, Some(v));
         aws.push(("account_id", Cow::Owned(text)));
+        typed_aws = typed_aws.and_then(|mut t| {
+            t.account_id = typed_str("cloud.account.id").ok()?.map(CompactString::from);
+            Some(t)
+        });
     }
     if let Some(sdk) = get_str(attrs, "telemetry.sdk.name") {
         let mut xray = Members::default();
@@ -357,6 +399,7 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         origin,
         version,
         aws,
+        typed_aws,
         metadata,
         language,
     }
@@ -486,6 +529,8 @@ fn entity<'a>(
     let aws_sdk = a.peek_str("rpc.system") == Some("aws-api") || a.peek("aws.service").is_some();
     // `aws` members: key and JSON text.
     let mut aws: Vec<(&'static str, Cow<'a, str>)> = Vec::new();
+    // The typed view of the span's `aws` members.
+    let mut typed_aws = Aws::default();
     let text = |s: &str| {
         let mut t = String::with_capacity(s.len() + 2);
         push_string(&mut t, s);
@@ -494,9 +539,11 @@ fn entity<'a>(
     if aws_sdk {
         if let Some(op) = a.take_str(&["rpc.method", "aws.operation"]) {
             aws.push(("operation", text(op)));
+            typed_aws.operation = Some(op.into());
         }
         if let Some(r) = a.take_str(&["aws.region", "cloud.region"]) {
             aws.push(("region", text(r)));
+            typed_aws.region = Some(r.into());
         }
     }
     if let Some(r) = a.take_str(&["aws.request_id", "aws.requestId"]) {
@@ -504,9 +551,11 @@ fn entity<'a>(
     }
     if let Some(q) = a.take_str(&["aws.queue_url", "aws.sqs.queue_url"]) {
         aws.push(("queue_url", text(q)));
+        typed_aws.queue_url = Some(q.into());
     }
     if let Some(t) = a.take_str(&["aws.table_name"]) {
         aws.push(("table_name", text(t)));
+        typed_aws.table_name = Some(t.into());
     } else if let Some(Av::ArrayValue(arr)) = a.peek("aws.dynamodb.table_names") {
         let names: Vec<&str> = arr
             .values
@@ -519,6 +568,7 @@ fn entity<'a>(
         a.take("aws.dynamodb.table_names");
         if let [name] = names[..] {
             aws.push(("table_name", text(name)));
+            typed_aws.table_name = Some(name.into());
         } else if !names.is_empty() {
             let mut list = String::from("[");
             for (i, n) in names.iter().enumerate() {
@@ -533,16 +583,19 @@ fn entity<'a>(
     }
     if let Some(acct) = a.take_str(&["aws.account_id"]) {
         aws.push(("account_id", text(acct)));
+        typed_aws.account_id = Some(acct.into());
     }
 
     let db_system = a
         .peek_str("db.system")
         .or_else(|| a.peek_str("db.system.name"));
     let mut sql = Members::default();
+    let mut typed_sql = Sql::default();
     let mut db_host: Option<String> = None;
     if let Some(system) = db_system.filter(|s| SQL_SYSTEMS.contains(s)) {
         a.take_str(&["db.system", "db.system.name"]);
         sql.string("database_type", system);
+        typed_sql.database_type = Some(system.into());
         let conn = a.take_str(&["db.connection_string"]);
         let host = a
             .peek_str("server.address")
@@ -575,11 +628,14 @@ fn entity<'a>(
             (None, None) => "localhost".into(),
         };
         sql.string("url", &url);
+        typed_sql.url = Some(url);
         if let Some(q) = a.take_str(&["db.statement", "db.query.text"]) {
             sql.string("sanitized_query", q);
+            typed_sql.sanitized_query = Some(q.into());
         }
         if let Some(u) = a.take_str(&["db.user"]) {
             sql.string("user", u);
+            typed_sql.user = Some(u.into());
         }
         db_host = host;
     }
@@ -587,26 +643,40 @@ fn entity<'a>(
     // --- HTTP.
     let mut request = Members::default();
     let mut response = Members::default();
+    let mut typed_request = HttpRequest::default();
+    let mut typed_response = HttpResponse::default();
+    // False when a value does not fit the typed view (a status past u16, a negative
+    // length): the text is then parsed, which refuses it with the field named.
+    let mut typable = true;
     if let Some(method) = a.take_str(&["http.request.method", "http.method"]) {
         request.string("method", method);
+        typed_request.method = Some(method.into());
     }
     if let Some(ua) = a.take_str(&["user_agent.original", "http.user_agent"]) {
         request.string("user_agent", ua);
+        typed_request.user_agent = Some(ua.into());
     }
     if let Some(ip) = a.take_str(&["http.client_ip"]) {
         request.string("client_ip", ip);
         request.bool("x_forwarded_for", true);
+        typed_request.client_ip = Some(ip.into());
+        typed_request.x_forwarded_for = Some(true);
     } else if !remote_call
         && let Some(ip) = a.take_str(&["client.address", "net.sock.peer.addr", "net.peer.ip"])
     {
         request.string("client_ip", ip);
+        typed_request.client_ip = Some(ip.into());
     }
     let status = a.take_int(&["http.response.status_code", "http.status_code"]);
     if let Some(s) = status {
         response.i64("status", s);
+        typed_response.status = u16::try_from(s).ok();
+        typable &= typed_response.status.is_some();
     }
     if let Some(len) = a.take_int(&["http.response.body.size", "http.response_content_length"]) {
         response.i64("content_length", len);
+        typed_response.content_length = u64::try_from(len).ok();
+        typable &= typed_response.content_length.is_some();
     }
     let is_http = !request.is_empty() || !response.is_empty() || a.peek("url.full").is_some();
     let url = if let Some(full) = a.take_str(&["url.full", "http.url"]) {
@@ -672,6 +742,7 @@ fn entity<'a>(
     };
     if let Some(u) = &url {
         request.string("url", u);
+        typed_request.url = Some(u.clone());
     }
 
     // --- Name and namespace.
@@ -688,6 +759,7 @@ fn entity<'a>(
             && !aws.iter().any(|(k, _)| *k == "queue_url")
         {
             aws.push(("queue_url", text(q)));
+            typed_aws.queue_url = Some(q.into());
         }
     }
     let name: String = match role {
@@ -777,28 +849,50 @@ fn entity<'a>(
         Some(500..=599) => fault = true,
         _ => fault = status_code == StatusCode::Error,
     }
-    // The `exceptions` array's items.
+    // The `exceptions` array's items, and their typed view.
     let mut exceptions = String::new();
+    let mut typed_exceptions: Vec<Exception> = Vec::new();
     for (i, event) in span.events.iter().enumerate() {
         if event.name != "exception" {
             continue;
         }
         let mut ex = Members::default();
-        ex.string("id", &id_text(derived_id(span_id, i as u64 + 1)));
-        if let Some(t) = get_str(&event.attributes, "exception.type") {
+        let id = id_text(derived_id(span_id, i as u64 + 1));
+        ex.string("id", &id);
+        let kind = get_str(&event.attributes, "exception.type");
+        if let Some(t) = kind {
             ex.string("type", t);
         }
-        if let Some(msg) = get_str(&event.attributes, "exception.message") {
+        let message = get_str(&event.attributes, "exception.message");
+        if let Some(msg) = message {
             ex.string("message", msg);
         }
         ex.bool("remote", remote_call);
-        if let Some(st) = get_str(&event.attributes, "exception.stacktrace") {
-            push_stack(&mut ex, st, &res.language);
+        let frames = get_str(&event.attributes, "exception.stacktrace")
+            .map(|st| stack_frames(st, &res.language))
+            .unwrap_or_default();
+        if !frames.is_empty() {
+            push_stack(&mut ex, &frames);
         }
         if !exceptions.is_empty() {
             exceptions.push(',');
         }
         ex.push_object_to(&mut exceptions);
+        typed_exceptions.push(Exception {
+            id: Some(id),
+            message: message.map(str::to_string),
+            kind: kind.map(str::to_string),
+            remote: Some(remote_call),
+            stack: frames
+                .iter()
+                .map(|(path, line, label)| StackFrame {
+                    path: Some((*path).to_string()),
+                    line: Some(*line),
+                    label: Some((*label).to_string()),
+                })
+                .collect(),
+            ..Default::default()
+        });
     }
     if exceptions.is_empty()
         && status_code == StatusCode::Error
@@ -809,9 +903,15 @@ fn entity<'a>(
             .filter(|m| !m.is_empty())
     {
         let mut ex = Members::default();
-        ex.string("id", &id_text(derived_id(span_id, 0x51)));
+        let id = id_text(derived_id(span_id, 0x51));
+        ex.string("id", &id);
         ex.string("message", msg);
         ex.push_object_to(&mut exceptions);
+        typed_exceptions.push(Exception {
+            id: Some(id),
+            message: Some(msg.to_string()),
+            ..Default::default()
+        });
     }
 
     // --- Annotations and metadata.
@@ -880,6 +980,17 @@ fn entity<'a>(
     let end = seconds(span.end_time_unix_nano);
     let mut m =
         Members::with_capacity(256 + request.len() + response.len() + sql.len() + exceptions.len());
+    let mut typed = Segment {
+        id: Some(id_text(span_id).into()),
+        name: Some(name.as_str().into()),
+        start_time: Some(start),
+        end_time: Some(end),
+        error,
+        throttle,
+        fault,
+        user: user.map(CompactString::from),
+        ..Default::default()
+    };
     m.string("id", &id_text(span_id));
     m.string("name", &name);
     m.f64("start_time", start);
@@ -888,6 +999,7 @@ fn entity<'a>(
         && role != Role::Segment
     {
         m.string("namespace", ns);
+        typed.namespace = Some(ns.into());
     }
     if error {
         m.bool("error", true);
@@ -903,6 +1015,10 @@ fn entity<'a>(
         cause.push_str("{\"exceptions\":[");
         cause.push_str(&exceptions);
         cause.push_str("]}");
+        typed.cause = Some(Box::new(Cause::Details(CauseDetails {
+            exceptions: typed_exceptions,
+            ..Default::default()
+        })));
     }
     if !request.is_empty() || !response.is_empty() {
         let mut http = Members::default();
@@ -913,9 +1029,14 @@ fn entity<'a>(
             http.object("response", &response);
         }
         m.object("http", &http);
+        typed.http = Some(Box::new(Http {
+            request: (!request.is_empty()).then_some(typed_request),
+            response: (!response.is_empty()).then_some(typed_response),
+        }));
     }
     if !sql.is_empty() {
         m.object("sql", &sql);
+        typed.sql = Some(Box::new(typed_sql));
     }
     if let Some(user) = user {
         m.string("user", user);
@@ -923,6 +1044,20 @@ fn entity<'a>(
     if role == Role::Segment {
         if let Some(o) = res.origin {
             m.string("origin", o);
+            typed.origin = Some(o.into());
+        }
+        if !res.aws.is_empty() || !aws.is_empty() {
+            // The span's members replace the resource's.
+            typed.aws = res.typed_aws.clone().map(|mut t| {
+                let span = typed_aws;
+                t.operation = span.operation.or(t.operation);
+                t.region = span.region.or(t.region);
+                t.table_name = span.table_name.or(t.table_name);
+                t.queue_url = span.queue_url.or(t.queue_url);
+                t.account_id = span.account_id.or(t.account_id);
+                Box::new(t)
+            });
+            typable &= typed.aws.is_some();
         }
         let mut seg_aws: Vec<(&'static str, Cow<'a, str>)> = res
             .aws
@@ -936,14 +1071,29 @@ fn entity<'a>(
             service.push_str("{\"version\":");
             push_string(service, v);
             service.push('}');
+            typed.service = Some(Box::new(Service {
+                version: Some(v.clone()),
+            }));
         }
     } else {
+        if !aws.is_empty() {
+            typed.aws = Some(Box::new(typed_aws));
+        }
         push_aws(&mut m, &aws);
     }
     if !annotations.is_empty() {
         let mut an = Members::default();
         for (k, v) in &annotations {
             push_value(an.key(k), Some(v));
+            let value = match v {
+                Av::StringValue(s) => AnnotationValue::String(s.clone()),
+                Av::BoolValue(b) => AnnotationValue::Bool(*b),
+                Av::IntValue(n) => AnnotationValue::Number(*n as f64),
+                Av::DoubleValue(d) => AnnotationValue::Number(*d),
+                // `is_annotation` let no other kind in.
+                _ => continue,
+            };
+            typed.annotations.insert(k.as_str().into(), value);
         }
         m.object("annotations", &an);
     }
@@ -962,6 +1112,7 @@ fn entity<'a>(
     Ok(Entity {
         size: m.len() + metadata_size + 40,
         members: m,
+        typed: typable.then_some(typed),
         default_metadata,
         namespaces,
         start,
@@ -1018,12 +1169,11 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-/// Writes `stack`: the frames of an exception's stack trace, innermost first, for the
-/// languages whose format the exporter reads (Python, Java, JavaScript); nothing for the
-/// others or when no frame is found.
-fn push_stack(ex: &mut Members, trace: &str, language: &str) {
-    // Path, line and label.
-    let mut frames: Vec<(&str, u64, &str)> = Vec::new();
+/// The frames of an exception's stack trace (path, line, label), innermost first, for
+/// the languages whose format the exporter reads (Python, Java, JavaScript); none for
+/// the others.
+fn stack_frames<'t>(trace: &'t str, language: &str) -> Vec<(&'t str, u64, &'t str)> {
+    let mut frames = Vec::new();
     match language {
         "python" => {
             // `  File "path", line N, in label` lines, outermost first.
@@ -1066,9 +1216,11 @@ fn push_stack(ex: &mut Members, trace: &str, language: &str) {
         _ => {}
     }
     frames.truncate(100);
-    if frames.is_empty() {
-        return;
-    }
+    frames
+}
+
+/// Writes the `stack` member of an exception.
+fn push_stack(ex: &mut Members, frames: &[(&str, u64, &str)]) {
     let out = ex.key("stack");
     out.push('[');
     for (i, (path, line, label)) in frames.iter().enumerate() {
@@ -1223,26 +1375,46 @@ impl Assembler<'_, '_> {
         let e = &self.entities[plan.idx];
         let mut extra = Members::with_capacity(96);
         let mut otel_trace = None;
-        match top {
-            Top::Segment => {
-                if let Some(p) = e.parent {
-                    extra.string("parent_id", &id_text(p));
-                }
-            }
+        let (kind, parent) = match top {
+            Top::Segment => (None, e.parent),
             Top::Subsegment { parent } => {
-                extra.string("type", "subsegment");
-                if let Some(p) = parent.or(e.parent) {
-                    extra.string("parent_id", &id_text(p));
-                }
                 if e.mapping == IdMapping::W3c {
                     otel_trace = Some(hex(&e.otel_trace));
                 }
+                (Some("subsegment"), parent.or(e.parent))
             }
+        };
+        let parent = parent.map(id_text);
+        let trace = crate::ids::trace_id_text(&e.trace);
+        if let Some(k) = kind {
+            extra.string("type", k);
         }
-        extra.string("trace_id", &crate::ids::trace_id_text(&e.trace));
+        if let Some(p) = &parent {
+            extra.string("parent_id", p);
+        }
+        extra.string("trace_id", &trace);
         let mut text = String::with_capacity(plan.size + extra.len() + 64);
         self.write(&mut text, plan, Some(&extra), otel_trace.as_deref());
-        self.validate(text, plan);
+        let typed = self.typed(plan).map(|mut seg| {
+            seg.kind = kind.map(CompactString::from);
+            seg.parent_id = parent.map(CompactString::from);
+            seg.trace_id = Some(trace.into());
+            seg
+        });
+        self.validate(text, plan, typed);
+    }
+
+    /// The typed view of the document of `plan` (without the members `finish` adds), or
+    /// `None` when a part of it must be parsed from the text to be judged.
+    fn typed(&mut self, plan: &Plan) -> Option<Segment> {
+        let mut seg = self.entities[plan.idx].typed.take();
+        for c in &plan.embedded {
+            match (&mut seg, self.typed(c)) {
+                (Some(s), Some(child)) => s.subsegments.push(child),
+                _ => seg = None,
+            }
+        }
+        seg
     }
 
     /// Root client and producer spans: the service's segment, with the call as its
@@ -1251,7 +1423,9 @@ impl Assembler<'_, '_> {
         let e = &self.entities[plan.idx];
         let r = self.resource;
         let mut seg = Members::with_capacity(plan.size + 512);
-        seg.string("id", &id_text(derived_id(e.span_id, 0x5e6)));
+        let id = id_text(derived_id(e.span_id, 0x5e6));
+        let trace = crate::ids::trace_id_text(&e.trace);
+        seg.string("id", &id);
         seg.string("name", &r.service);
         seg.f64("start_time", e.start);
         seg.f64("end_time", e.end);
@@ -1289,19 +1463,63 @@ impl Assembler<'_, '_> {
             metadata.object(DEFAULT_NAMESPACE, &default);
             seg.object("metadata", &metadata);
         }
-        seg.string("trace_id", &crate::ids::trace_id_text(&e.trace));
+        seg.string("trace_id", &trace);
         let subsegments = seg.key("subsegments");
         subsegments.push('[');
         self.write(subsegments, plan, None, None);
         subsegments.push(']');
         let mut text = String::with_capacity(seg.len() + 2);
         seg.push_object_to(&mut text);
-        self.validate(text, plan);
+
+        let aws = if r.aws.is_empty() {
+            Some(None)
+        } else {
+            r.typed_aws.clone().map(|t| Some(Box::new(t)))
+        };
+        let wrapper = Segment {
+            id: Some(id.into()),
+            name: Some(r.service.as_str().into()),
+            trace_id: Some(trace.into()),
+            start_time: Some(e.start),
+            end_time: Some(e.end),
+            error: e.error,
+            throttle: e.throttle,
+            fault: e.fault,
+            origin: r.origin.map(CompactString::from),
+            service: r.version.as_ref().map(|v| {
+                Box::new(Service {
+                    version: Some(v.clone()),
+                })
+            }),
+            ..Default::default()
+        };
+        let typed = match (aws, self.typed(plan)) {
+            (Some(aws), Some(call)) => Some(Segment {
+                aws,
+                subsegments: vec![call],
+                ..wrapper
+            }),
+            _ => None,
+        };
+        self.validate(text, plan, typed);
     }
 
-    fn validate(&mut self, text: String, plan: &Plan) {
+    /// Checks the document as `Document::parse` does: from its typed view when there is
+    /// one (which reads exactly as the text does), else by parsing the text.
+    fn validate(&mut self, text: String, plan: &Plan, typed: Option<Segment>) {
+        let checked = match typed {
+            Some(segment) => {
+                debug_assert_eq!(
+                    roentgen_model::document::parse_segment(&text).ok().as_ref(),
+                    Some(&segment),
+                    "the typed view must be what the text reads as: {text}"
+                );
+                Document::from_parts(text, segment)
+            }
+            None => Document::parse(text),
+        };
         let e = &self.entities[plan.idx];
-        match Document::parse(text) {
+        match checked {
             Ok(document) => self.batch.documents.push(Converted {
                 document,
                 spans: plan.spans,

@@ -777,17 +777,119 @@ mod hostile {
             })
     }
 
+    /// Attribute keys the conversion reads, so generated spans reach every typed field.
+    const SEMANTIC_KEYS: &[&str] = &[
+        "http.request.method",
+        "http.method",
+        "user_agent.original",
+        "http.client_ip",
+        "client.address",
+        "http.response.status_code",
+        "http.status_code",
+        "http.response.body.size",
+        "url.full",
+        "url.scheme",
+        "server.address",
+        "server.port",
+        "http.target",
+        "url.path",
+        "url.query",
+        "net.peer.name",
+        "rpc.system",
+        "rpc.method",
+        "rpc.service",
+        "aws.service",
+        "aws.region",
+        "aws.request_id",
+        "aws.queue_url",
+        "aws.table_name",
+        "aws.account_id",
+        "db.system",
+        "db.connection_string",
+        "db.name",
+        "db.statement",
+        "db.user",
+        "messaging.system",
+        "messaging.url",
+        "aws.local.service",
+        "aws.remote.service",
+        "peer.service",
+        "enduser.id",
+        "custom.key",
+    ];
+
+    fn arb_value() -> impl Strategy<Value = Av> {
+        prop_oneof![
+            prop::sample::select(
+                &["GET", "aws-api", "mysql", "aws_sqs", "https", "", "x\"\\\n"][..]
+            )
+            .prop_map(|v| Av::StringValue(v.to_string())),
+            prop::sample::select(&[0i64, 200, 429, 503, 65_536, -1, i64::MAX][..])
+                .prop_map(Av::IntValue),
+            prop::sample::select(&[1.5f64, 404.0, f64::NAN, 1e300][..]).prop_map(Av::DoubleValue),
+            any::<bool>().prop_map(Av::BoolValue),
+        ]
+    }
+
+    fn arb_semantic_span() -> impl Strategy<Value = Span> {
+        (
+            0u64..4,
+            prop::option::of(0u64..4),
+            0i32..6,
+            prop::collection::vec((prop::sample::select(SEMANTIC_KEYS), arb_value()), 0..10),
+            prop::option::of(0i32..3),
+        )
+            .prop_map(|(id, parent, kind, attrs, status)| Span {
+                trace_id: super::trace(NOW),
+                span_id: (id + 1).to_be_bytes().to_vec(),
+                parent_span_id: parent
+                    .map(|p| (p + 1).to_be_bytes().to_vec())
+                    .unwrap_or_default(),
+                name: "op".into(),
+                kind,
+                start_time_unix_nano: (NOW - 10) * 1_000_000_000 + 123_456_789,
+                end_time_unix_nano: (NOW - 9) * 1_000_000_000 + 987_654_321,
+                attributes: attrs.into_iter().map(|(k, v)| kv(k, v)).collect(),
+                status: status.map(|code| Status {
+                    code,
+                    message: "boom".into(),
+                }),
+                ..Default::default()
+            })
+    }
+
     proptest! {
+        /// Spans with the attributes the conversion reads, of every value type: each
+        /// document is what its text reads as (its typed view was built beside the text).
+        #[test]
+        fn typed_view_matches_the_text(
+            spans in prop::collection::vec(arb_semantic_span(), 1..8),
+            resource in prop::collection::vec((prop::sample::select(&["cloud.platform", "cloud.account.id", "host.id", "service.version", "telemetry.sdk.name"][..]), arb_value()), 0..4),
+        ) {
+            let mut res = svc();
+            res.extend(resource.into_iter().map(|(k, v)| kv(k, v)));
+            let n = spans.len();
+            let b = convert(&request(res, spans), NOW);
+            prop_assert_eq!(b.converted_spans() + b.rejected_spans(), n);
+            for d in &b.documents {
+                let parsed = roentgen_model::Document::parse(d.document.raw());
+                prop_assert_eq!(parsed.as_ref(), Ok(&d.document));
+            }
+        }
+
         /// Any spans (bad ids, parent cycles, odd times and names): no panic, every
-        /// span is accounted for, every document is valid.
+        /// span is accounted for, every document is valid and is what its text reads as.
         #[test]
         fn conversion_accounts_for_every_span(spans in prop::collection::vec(arb_span(), 0..12)) {
             let n = spans.len();
             let b = convert(&request(svc(), spans), NOW);
             prop_assert_eq!(b.spans, n);
             prop_assert_eq!(b.converted_spans() + b.rejected_spans(), n);
+            // Each document is what its text parses to: the typed view built beside
+            // the text reads exactly as the text does.
             for d in &b.documents {
-                prop_assert!(roentgen_model::Document::parse(d.document.raw()).is_ok());
+                let parsed = roentgen_model::Document::parse(d.document.raw());
+                prop_assert_eq!(parsed.as_ref(), Ok(&d.document));
             }
         }
 
