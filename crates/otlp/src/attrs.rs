@@ -62,6 +62,16 @@ impl<'a> Attrs<'a> {
 
     /// The first of `keys` with an integer value (or a string of one), marked used.
     pub(crate) fn take_int(&mut self, keys: &[&str]) -> Option<i64> {
+        self.take_int_in(keys, i64::MIN..=i64::MAX)
+    }
+
+    /// The first of `keys` with an integer value (or a string of one) in `range`, marked
+    /// used; values outside it stay unused.
+    pub(crate) fn take_int_in(
+        &mut self,
+        keys: &[&str],
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
         for key in keys {
             if let Some(i) = self.find(key) {
                 let n = match self.kv[i].value.as_ref().and_then(|v| v.value.as_ref()) {
@@ -72,7 +82,7 @@ impl<'a> Attrs<'a> {
                     }
                     _ => None,
                 };
-                if let Some(n) = n {
+                if let Some(n) = n.filter(|n| range.contains(n)) {
                     self.used[i] = true;
                     return Some(n);
                 }

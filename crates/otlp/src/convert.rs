@@ -167,9 +167,8 @@ struct Resource {
     version: Option<String>,
     /// `aws` members of the service's segments: key and JSON text.
     aws: Vec<(&'static str, Cow<'static, str>)>,
-    /// The typed view of `aws`; `None` when an attribute has a type the typed view
-    /// cannot hold (the document's text is then parsed, and judged, as sent).
-    typed_aws: Option<Aws>,
+    /// The typed view of `aws`.
+    typed_aws: Aws,
     /// `otel.resource.*` metadata of the service's segments: key and JSON text.
     metadata: Vec<(String, String)>,
     language: String,
@@ -297,51 +296,51 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         m.push_object_to(&mut text);
         Cow::Owned(text)
     };
-    let mut aws = Vec::new();
-    // The typed view of the fields the model reads (strings only).
-    let mut typed_aws = Some(Aws::default());
-    let typed_str = |key: &str| -> Result<Option<String>, ()> {
-        match get(attrs, key) {
-            None => Ok(None),
-            Some(Av::StringValue(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(()),
-        }
+    // The fields the model reads as strings are written as strings whatever the
+    // attribute's type (a numeric `host.id` becomes "123"), so that no resource
+    // attribute can make its service's documents invalid; the text is returned for the
+    // typed view.
+    let put_text = |m: &mut Members, field: &str, key: &str| -> Option<String> {
+        let text = match get(attrs, key)? {
+            Av::StringValue(s) => s.clone(),
+            v => {
+                let mut t = String::new();
+                push_value(&mut t, Some(v));
+                t
+            }
+        };
+        m.string(field, &text);
+        Some(text)
     };
+    let mut aws = Vec::new();
+    let mut typed_aws = Aws::default();
     match origin {
         Some("AWS::EC2::Instance") => {
             let mut ec2 = Members::default();
-            put(&mut ec2, "instance_id", "host.id");
-            put(&mut ec2, "availability_zone", "cloud.availability_zone");
+            let instance_id = put_text(&mut ec2, "instance_id", "host.id");
+            let zone = put_text(&mut ec2, "availability_zone", "cloud.availability_zone");
             put(&mut ec2, "instance_size", "host.type");
             put(&mut ec2, "ami_id", "host.image.id");
             aws.push(("ec2", object(ec2)));
-            typed_aws = typed_aws.and_then(|mut t| {
-                t.ec2 = Some(Ec2 {
-                    instance_id: typed_str("host.id").ok()?.map(CompactString::from),
-                    availability_zone: typed_str("cloud.availability_zone")
-                        .ok()?
-                        .map(CompactString::from),
-                });
-                Some(t)
+            typed_aws.ec2 = Some(Ec2 {
+                instance_id: instance_id.map(CompactString::from),
+                availability_zone: zone.map(CompactString::from),
             });
         }
         Some("AWS::ECS::Container" | "AWS::ECS::EC2" | "AWS::ECS::Fargate") => {
             let mut ecs = Members::default();
-            put(&mut ecs, "container", "container.name");
+            let container = put_text(&mut ecs, "container", "container.name");
             put(&mut ecs, "container_id", "container.id");
             put(&mut ecs, "task_arn", "aws.ecs.task.arn");
             put(&mut ecs, "task_family", "aws.ecs.task.family");
             put(&mut ecs, "cluster_arn", "aws.ecs.cluster.arn");
-            put(&mut ecs, "container_arn", "aws.ecs.container.arn");
+            let container_arn = put_text(&mut ecs, "container_arn", "aws.ecs.container.arn");
             put(&mut ecs, "launch_type", "aws.ecs.launchtype");
             put(&mut ecs, "availability_zone", "cloud.availability_zone");
             aws.push(("ecs", object(ecs)));
-            typed_aws = typed_aws.and_then(|mut t| {
-                t.ecs = Some(Ecs {
-                    container: typed_str("container.name").ok()?,
-                    container_arn: typed_str("aws.ecs.container.arn").ok()?,
-                });
-                Some(t)
+            typed_aws.ecs = Some(Ecs {
+                container,
+                container_arn,
             });
         }
         Some("AWS::EKS::Container") => {
@@ -360,14 +359,10 @@ fn resource(attrs: &[KeyValue]) -> Resource {
         }
         _ => {}
     }
-    if let Some(v) = get(attrs, "cloud.account.id") {
-        let mut text = String::new();
-        push_value(&mut text, Some(v));
-        aws.push(("account_id", Cow::Owned(text)));
-        typed_aws = typed_aws.and_then(|mut t| {
-            t.account_id = typed_str("cloud.account.id").ok()?.map(CompactString::from);
-            Some(t)
-        });
+    let mut account = Members::default();
+    if let Some(id) = put_text(&mut account, "account_id", "cloud.account.id") {
+        aws.push(("account_id", Cow::Owned(quoted(&id))));
+        typed_aws.account_id = Some(id.into());
     }
     if let Some(sdk) = get_str(attrs, "telemetry.sdk.name") {
         let mut xray = Members::default();
@@ -645,9 +640,7 @@ fn entity<'a>(
     let mut response = Members::default();
     let mut typed_request = HttpRequest::default();
     let mut typed_response = HttpResponse::default();
-    // False when a value does not fit the typed view (a status past u16, a negative
-    // length): the text is then parsed, which refuses it with the field named.
-    let mut typable = true;
+
     if let Some(method) = a.take_str(&["http.request.method", "http.method"]) {
         request.string("method", method);
         typed_request.method = Some(method.into());
@@ -667,16 +660,22 @@ fn entity<'a>(
         request.string("client_ip", ip);
         typed_request.client_ip = Some(ip.into());
     }
-    let status = a.take_int(&["http.response.status_code", "http.status_code"]);
+    // A status past 65535 or a negative length is no HTTP field (X-Ray would refuse
+    // the document): such an attribute stays in the metadata.
+    let status = a.take_int_in(
+        &["http.response.status_code", "http.status_code"],
+        0..=i64::from(u16::MAX),
+    );
     if let Some(s) = status {
         response.i64("status", s);
         typed_response.status = u16::try_from(s).ok();
-        typable &= typed_response.status.is_some();
     }
-    if let Some(len) = a.take_int(&["http.response.body.size", "http.response_content_length"]) {
+    if let Some(len) = a.take_int_in(
+        &["http.response.body.size", "http.response_content_length"],
+        0..=i64::MAX,
+    ) {
         response.i64("content_length", len);
         typed_response.content_length = u64::try_from(len).ok();
-        typable &= typed_response.content_length.is_some();
     }
     let is_http = !request.is_empty() || !response.is_empty() || a.peek("url.full").is_some();
     let url = if let Some(full) = a.take_str(&["url.full", "http.url"]) {
@@ -1048,16 +1047,14 @@ fn entity<'a>(
         }
         if !res.aws.is_empty() || !aws.is_empty() {
             // The span's members replace the resource's.
-            typed.aws = res.typed_aws.clone().map(|mut t| {
-                let span = typed_aws;
-                t.operation = span.operation.or(t.operation);
-                t.region = span.region.or(t.region);
-                t.table_name = span.table_name.or(t.table_name);
-                t.queue_url = span.queue_url.or(t.queue_url);
-                t.account_id = span.account_id.or(t.account_id);
-                Box::new(t)
-            });
-            typable &= typed.aws.is_some();
+            let mut t = res.typed_aws.clone();
+            let span = typed_aws;
+            t.operation = span.operation.or(t.operation);
+            t.region = span.region.or(t.region);
+            t.table_name = span.table_name.or(t.table_name);
+            t.queue_url = span.queue_url.or(t.queue_url);
+            t.account_id = span.account_id.or(t.account_id);
+            typed.aws = Some(Box::new(t));
         }
         let mut seg_aws: Vec<(&'static str, Cow<'a, str>)> = res
             .aws
@@ -1112,7 +1109,7 @@ fn entity<'a>(
     Ok(Entity {
         size: m.len() + metadata_size + 40,
         members: m,
-        typed: typable.then_some(typed),
+        typed: Some(typed),
         default_metadata,
         namespaces,
         start,
@@ -1471,11 +1468,7 @@ impl Assembler<'_, '_> {
         let mut text = String::with_capacity(seg.len() + 2);
         seg.push_object_to(&mut text);
 
-        let aws = if r.aws.is_empty() {
-            Some(None)
-        } else {
-            r.typed_aws.clone().map(|t| Some(Box::new(t)))
-        };
+        let aws = (!r.aws.is_empty()).then(|| Box::new(r.typed_aws.clone()));
         let wrapper = Segment {
             id: Some(id.into()),
             name: Some(r.service.as_str().into()),
@@ -1493,14 +1486,11 @@ impl Assembler<'_, '_> {
             }),
             ..Default::default()
         };
-        let typed = match (aws, self.typed(plan)) {
-            (Some(aws), Some(call)) => Some(Segment {
-                aws,
-                subsegments: vec![call],
-                ..wrapper
-            }),
-            _ => None,
-        };
+        let typed = self.typed(plan).map(|call| Segment {
+            aws,
+            subsegments: vec![call],
+            ..wrapper
+        });
         self.validate(text, plan, typed);
     }
 

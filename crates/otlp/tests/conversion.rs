@@ -429,6 +429,44 @@ fn messaging_producer_and_consumer() {
     );
 }
 
+/// Values X-Ray would refuse in a typed field never cost the document (and the spans
+/// embedded in it): an HTTP status past 65535 or a negative length stays in the
+/// metadata, and resource fields the segment holds as strings are written as text.
+#[test]
+fn odd_values_keep_the_document() {
+    let res = vec![
+        s("service.name", "api"),
+        s("cloud.platform", "aws_ec2"),
+        i("host.id", 4711),
+        i("cloud.account.id", 123_456_789_012),
+    ];
+    let server = span(
+        1,
+        None,
+        SpanKind::Server,
+        "GET /",
+        vec![
+            s("http.request.method", "GET"),
+            i("http.response.status_code", 70_000),
+            i("http.response.body.size", -5),
+        ],
+    );
+    let child = span(2, Some(1), SpanKind::Internal, "work", vec![]);
+    let b = convert(&request(res, vec![server, child]), NOW);
+    assert!(b.rejected.is_empty(), "{:?}", b.rejected);
+    let d = docs(&b);
+    assert_eq!(d.len(), 1, "{d:?}");
+    let d = &d[0];
+    assert_eq!(d["subsegments"].as_array().map(Vec::len), Some(1));
+    assert_eq!(d["http"], json!({"request": {"method": "GET"}}));
+    assert_eq!(d["fault"], json!(null), "an impossible status is no fault");
+    let meta = &d["metadata"]["default"];
+    assert_eq!(meta["http.response.status_code"], 70_000);
+    assert_eq!(meta["http.response.body.size"], -5);
+    assert_eq!(d["aws"]["ec2"]["instance_id"], "4711");
+    assert_eq!(d["aws"]["account_id"], "123456789012");
+}
+
 #[test]
 fn resource_attributes_give_origin_service_and_aws() {
     let res = vec![
