@@ -148,13 +148,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let second_of = |i: u64| {
-        if per_second == 0 {
-            i % 30
-        } else {
-            i / per_second
-        }
-    };
+    let second_of = |i: u64| i.checked_div(per_second).unwrap_or(i % 30);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let tenant = TenantId::default();
     let at = std::time::SystemTime::now()
@@ -162,11 +156,7 @@ fn main() {
         .map(|d| d.as_secs())
         .unwrap_or(1_780_000_000)
         - 60
-        - if per_second == 0 {
-            0
-        } else {
-            traces / per_second
-        };
+        - traces.checked_div(per_second).unwrap_or(0);
     let mut run = 0u64;
     for shape in ["five", "otlp"] {
         for regime in ["in memory", "read back"] {
