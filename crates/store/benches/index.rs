@@ -149,7 +149,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let second_of = |i: u64| i.checked_div(per_second).unwrap_or(i % 30);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Blocking threads (the writers) stay for the whole run: one that idled out would
+    // take its CPU time with it (a long "read back" phase wrote 0.0 µs per trace).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
+        .build()
+        .expect("runtime");
     let tenant = TenantId::default();
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
