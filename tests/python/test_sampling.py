@@ -409,6 +409,7 @@ def test_sdk_processes_share_a_reservoir(sdk_path):
     # The window ends before the first report of the SDK that started first: on a loaded
     # machine the four start seconds apart, and one that reports early gets a quota.
     early = range(int(first) + 1, int(min(r["started"] for r in results)) + 9)
+    assert len(early) >= 3, f"the SDK processes started too far apart to check: {early}"
     by_rule = Counter(int(t[0]) for r in results for t in r["traced"] if t[2] == "shared")
     assert all(by_rule[s] <= 4 for s in early), sorted(by_rule.items())
     # The rule that sampled, as the SDK names it (None: its local fallback rule, for the
