@@ -9,7 +9,13 @@
 //! under load. The written traces then go to this node's deriver through a bounded
 //! channel (a full channel makes writes wait: backpressure, never an unbounded buffer).
 //!
-//! Derivation: the deriver reads the newest summary of each trace; a trace seen before
+//! Derivation: one deriver per node gathers the written traces into rounds. A round
+//! starts [`DERIVE_WINDOW`] after its first trace arrived (a trace's segments that
+//! arrive within it are derived once, together), when it holds [`DERIVE_ROUND`] traces,
+//! or when a flush asks for it, and never while the previous round runs: the next one
+//! gathers meanwhile, so under load rounds grow with ClickHouse's latency and their
+//! number (each costs ClickHouse new parts in three tables, and the merges of them)
+//! stays small. A round reads the revision and graph of each trace's newest summary; a trace seen before
 //! is re-derived from all of its documents as ClickHouse holds them (whichever node
 //! wrote them), a new one from the documents in hand. It inserts the summary with
 //! revision + 1 and, into the rollups, the difference between the trace's new and old
@@ -46,20 +52,15 @@ use crate::{
 /// How far before a query's start an `Event` or `Service` range looks for traces.
 pub const EVENT_LOOKBACK_SECONDS: u64 = crate::embedded::EVENT_LOOKBACK_SECONDS;
 
-/// Derivers per node: each takes the traces whose id hashes to it, so their round
-/// trips to ClickHouse overlap without two of them deriving one trace.
-const DERIVERS: usize = 4;
-
-fn deriver_of(t: &TraceId) -> usize {
-    let b = t.to_bytes();
-    // The random part of the id.
-    usize::from(b[15]) % DERIVERS
-}
-
-/// Most write batches waiting for each deriver; past it writes wait.
+/// Most write batches waiting for the deriver beyond the round it gathers; past it
+/// writes wait.
 const DERIVE_CHANNEL: usize = 2;
-/// Most traces derived in one round by one deriver.
-const DERIVE_ROUND: usize = 5_000;
+/// Most traces in one derivation round. While a round runs, the deriver gathers up
+/// to this many for the next; past it, writes wait (backpressure).
+const DERIVE_ROUND: usize = 2_000;
+/// Longest a written trace waits for its derivation round to start (unless the round
+/// fills up or a flush asks for it first).
+pub const DERIVE_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 /// Most trace ids in one `IN (…)` list (35 bytes each; ClickHouse 18.16 limits a query
 /// to 256 KiB).
 const IN_CHUNK: usize = 5_000;
@@ -92,10 +93,9 @@ struct Inner {
     tables: Tables,
     local: Tables,
     cluster_hosts: Vec<String>,
-    /// One channel per deriver; a trace always goes to the same one (by its id), so
-    /// derivers never derive one trace at the same time.
-    tx: Vec<mpsc::Sender<DeriveMsg>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// To the deriver.
+    tx: mpsc::Sender<DeriveMsg>,
+    deriver: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_version: AtomicU64,
     counters: ClickHouseCounters,
 }
@@ -243,9 +243,9 @@ fn mark_row(
     out.extend_from_slice(format!("\t{hid}\t{version}\t{sign}\n").as_bytes());
 }
 
-/// A trace's newest summary record.
-struct Record {
-    stored: StoredSummary,
+/// What a derivation keeps of a trace's newest summary.
+struct Prior {
+    revision: u32,
     graph: GraphRows,
 }
 
@@ -295,8 +295,7 @@ impl ClickHouseStore {
             conf: format!("{db}.{}", schema::local_name(&schema::CONFIG, cluster)),
             pending: format!("{db}.{}", schema::local_name(&schema::PENDING, cluster)),
         };
-        let (tx, rxs): (Vec<_>, Vec<_>) =
-            (0..DERIVERS).map(|_| mpsc::channel(DERIVE_CHANNEL)).unzip();
+        let (tx, rx) = mpsc::channel(DERIVE_CHANNEL);
         let inner = Arc::new(Inner {
             cluster_hosts: match cluster {
                 Some(_) => config.hosts.clone(),
@@ -307,15 +306,12 @@ impl ClickHouseStore {
             tables,
             local,
             tx,
-            tasks: Mutex::new(Vec::new()),
+            deriver: Mutex::new(None),
             last_version: AtomicU64::new(0),
             counters: ClickHouseCounters::default(),
         });
-        let tasks = rxs
-            .into_iter()
-            .map(|rx| tokio::spawn(derive_loop(Arc::downgrade(&inner), rx)))
-            .collect();
-        *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        let deriver = tokio::spawn(derive_loop(Arc::downgrade(&inner), rx));
+        *inner.deriver.lock().unwrap_or_else(|e| e.into_inner()) = Some(deriver);
         let store = Self { inner };
         store.recover().await?;
         Ok(store)
@@ -418,56 +414,75 @@ impl ClickHouseStore {
             .fetch_add(count as u64, Ordering::Relaxed);
         self.inner.counters.inserts.fetch_add(1, Ordering::Relaxed);
         let n = traces.len();
-        let mut parts: Vec<Vec<(TraceId, BTreeMap<u64, Segment>)>> = vec![Vec::new(); DERIVERS];
-        for (t, docs) in traces {
-            parts[deriver_of(&t)].push((t, docs));
-        }
-        for (tx, part) in self.inner.tx.iter().zip(parts) {
-            if !part.is_empty() {
-                tx.send(DeriveMsg::Traces(tenant.clone(), part, version))
-                    .await
-                    .map_err(|_| StoreError::ShuttingDown)?;
-            }
-        }
+        self.inner
+            .tx
+            .send(DeriveMsg::Traces(tenant.clone(), traces, version))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
         Ok(WriteOutcome {
             documents: count,
             traces: n,
         })
     }
 
-    /// The newest summary records of `ids`.
+    /// The newest summary of each of `ids` that has one.
+    ///
+    /// The id list is a `PREWHERE`: ClickHouse reads the wide summary column only in
+    /// the granules that hold one of the ids, not in every granule the primary key
+    /// range could hold them in.
     async fn records(
         &self,
         tenant: &TenantId,
         ids: &[String],
-        with_graph: bool,
-    ) -> Result<HashMap<String, Record>, StoreError> {
+    ) -> Result<HashMap<String, StoredSummary>, StoreError> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
-            let graph = if with_graph {
-                "argMax(graph, revision)"
-            } else {
-                "''"
-            };
             let sql = format!(
-                "SELECT trace_id, argMax(summary, revision), {graph} FROM {} \
-                 WHERE tenant = {} AND trace_id IN ({}) GROUP BY trace_id FORMAT TabSeparated",
+                "SELECT trace_id, argMax(summary, revision) FROM {} \
+                 PREWHERE trace_id IN ({}) WHERE tenant = {} \
+                 GROUP BY trace_id FORMAT TabSeparated",
                 self.inner.tables.sums,
+                in_list(chunk.iter()),
                 quote(tenant.as_str()),
-                in_list(chunk.iter())
             );
             let text = self.inner.client.query(&sql).await?;
             for r in rows(&text) {
                 let id = field(&r, 0)?.to_string();
                 let stored: StoredSummary = serde_json::from_str(&tsv_unescape(field(&r, 1)?))
                     .map_err(|e| corrupt("summary", e))?;
-                let graph = if with_graph {
-                    let g = hex::decode(field(&r, 2)?).map_err(|e| corrupt("summary graph", e))?;
-                    crate::codec::decode_graph(&g).map_err(|e| corrupt("summary graph", e))?
-                } else {
-                    Vec::new()
-                };
-                out.insert(id, Record { stored, graph });
+                out.insert(id, stored);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a derivation needs of each of `ids`' newest summary: its revision and its
+    /// graph contribution. Not the summary itself (the widest column, and most of what
+    /// such a read used to cost ClickHouse), and, as in [`Self::records`], read only
+    /// where the `PREWHERE` on the ids matches: traces never seen cost an index lookup.
+    async fn priors(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> Result<HashMap<String, Prior>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT trace_id, max(revision), argMax(graph, revision) FROM {} \
+                 PREWHERE trace_id IN ({}) WHERE tenant = {} \
+                 GROUP BY trace_id FORMAT TabSeparated",
+                self.inner.tables.sums,
+                in_list(chunk.iter()),
+                quote(tenant.as_str()),
+            );
+            let text = self.inner.client.query(&sql).await?;
+            for r in rows(&text) {
+                let id = field(&r, 0)?.to_string();
+                let revision: u32 = num(&r, 1)?;
+                let g = hex::decode(field(&r, 2)?).map_err(|e| corrupt("summary graph", e))?;
+                let graph =
+                    crate::codec::decode_graph(&g).map_err(|e| corrupt("summary graph", e))?;
+                out.insert(id, Prior { revision, graph });
             }
         }
         Ok(out)
@@ -483,11 +498,11 @@ impl ClickHouseStore {
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT trace_id, doc_id, argMax(raw, version) FROM {} \
-                 WHERE tenant = {} AND trace_id IN ({}) GROUP BY trace_id, doc_id \
+                 PREWHERE trace_id IN ({}) WHERE tenant = {} GROUP BY trace_id, doc_id \
                  ORDER BY trace_id, doc_id FORMAT TabSeparated",
                 self.inner.tables.docs,
+                in_list(chunk.iter()),
                 quote(tenant.as_str()),
-                in_list(chunk.iter())
             );
             let text = self.inner.client.query(&sql).await?;
             for r in rows(&text) {
@@ -576,7 +591,7 @@ impl ClickHouseStore {
         traces: &HashMap<TraceId, Work>,
     ) -> Result<(Vec<u8>, Vec<u8>, u64), StoreError> {
         let ids: Vec<String> = traces.keys().map(hex_id).collect();
-        let old = self.records(tenant, &ids, true).await?;
+        let old = self.priors(tenant, &ids).await?;
         // Traces seen before, and recovered ones, are derived from ClickHouse's copy.
         let seen: Vec<String> = traces
             .iter()
@@ -615,7 +630,7 @@ impl ClickHouseStore {
                 continue;
             };
             derived_n += 1;
-            let revision = prior.map_or(1, |p| p.stored.revision.saturating_add(1));
+            let revision = prior.map_or(1, |p| p.revision.saturating_add(1));
             if let Some(p) = prior {
                 for (m, k, s) in &p.graph {
                     deltas.entry((*m, k.clone())).or_default().add(s, -1);
@@ -731,14 +746,14 @@ impl ClickHouseStore {
                 .filter_map(|r| r.first().map(|s| s.to_string()))
                 .collect();
             let slice_done = ids.len() < chunk;
-            let recs = self.records(tenant, &ids, false).await?;
+            let recs = self.records(tenant, &ids).await?;
             for id in &ids {
                 page.scanned += 1;
                 below = Some(id.clone());
                 if let Some(r) = recs.get(id)
-                    && accept(&r.stored)
+                    && accept(r)
                 {
-                    page.summaries.push(r.stored.clone());
+                    page.summaries.push(r.clone());
                 }
                 if page.summaries.len() >= limit || page.scanned >= budget {
                     page.next = below;
@@ -985,22 +1000,16 @@ impl ClickHouseStore {
             return Ok(());
         }
         tracing::info!(traces = total, %node, "deriving traces written before a restart");
-        let txs = self.inner.tx.clone();
+        let tx = self.inner.tx.clone();
         tokio::spawn(async move {
             for (tenant, traces) in by_tenant {
-                let mut parts: Vec<Vec<(TraceId, Vec<u64>)>> = vec![Vec::new(); DERIVERS];
-                for (t, v) in traces {
-                    parts[deriver_of(&t)].push((t, v));
-                }
-                for (tx, part) in txs.iter().zip(parts) {
-                    for chunk in part.chunks(DERIVE_ROUND) {
-                        if tx
-                            .send(DeriveMsg::Recover(tenant.clone(), chunk.to_vec()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+                for chunk in traces.chunks(DERIVE_ROUND) {
+                    if tx
+                        .send(DeriveMsg::Recover(tenant.clone(), chunk.to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
                 }
             }
@@ -1009,18 +1018,13 @@ impl ClickHouseStore {
     }
 
     async fn flush_deriver(&self) -> Result<(), StoreError> {
-        let mut waits = Vec::new();
-        for tx in &self.inner.tx {
-            let (done, wait) = oneshot::channel();
-            tx.send(DeriveMsg::Flush(done))
-                .await
-                .map_err(|_| StoreError::ShuttingDown)?;
-            waits.push(wait);
-        }
-        for w in waits {
-            w.await.map_err(|_| StoreError::ShuttingDown)?;
-        }
-        Ok(())
+        let (done, wait) = oneshot::channel();
+        self.inner
+            .tx
+            .send(DeriveMsg::Flush(done))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        wait.await.map_err(|_| StoreError::ShuttingDown)
     }
 }
 
@@ -1231,63 +1235,132 @@ where
     }
 }
 
-async fn derive_loop(store: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<DeriveMsg>) {
-    while let Some(first) = rx.recv().await {
-        let mut pending: HashMap<TenantId, HashMap<TraceId, Work>> = HashMap::new();
-        let mut n = 0usize;
-        let mut waiters = Vec::new();
-        let mut take = |m: DeriveMsg, n: &mut usize| match m {
-            DeriveMsg::Traces(t, traces, version) => {
-                let per = pending.entry(t).or_default();
+/// The traces (and flushes) gathered for the next derivation round.
+#[derive(Default)]
+struct Round {
+    traces: HashMap<TenantId, HashMap<TraceId, Work>>,
+    /// Traces in `traces`.
+    count: usize,
+    /// Flushes answered once this round is done.
+    waiters: Vec<oneshot::Sender<()>>,
+    /// When the round's first trace arrived.
+    since: Option<tokio::time::Instant>,
+}
+
+impl Round {
+    fn work(&mut self, tenant: &TenantId, id: TraceId) -> &mut Work {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+        let count = &mut self.count;
+        self.traces
+            .entry(tenant.clone())
+            .or_default()
+            .entry(id)
+            .or_insert_with(|| {
+                *count += 1;
+                Work::default()
+            })
+    }
+
+    fn take(&mut self, m: DeriveMsg) {
+        match m {
+            DeriveMsg::Traces(tenant, traces, version) => {
                 for (id, docs) in traces {
-                    let e = per.entry(id).or_insert_with(|| {
-                        *n += 1;
-                        Work::default()
-                    });
-                    e.docs.extend(docs);
-                    e.versions.push(version);
+                    let w = self.work(&tenant, id);
+                    w.docs.extend(docs);
+                    w.versions.push(version);
                 }
             }
-            DeriveMsg::Recover(t, traces) => {
-                let per = pending.entry(t).or_default();
+            DeriveMsg::Recover(tenant, traces) => {
                 for (id, versions) in traces {
-                    let e = per.entry(id).or_insert_with(|| {
-                        *n += 1;
-                        Work::default()
-                    });
-                    e.read_all = true;
-                    e.versions.extend(versions);
+                    let w = self.work(&tenant, id);
+                    w.read_all = true;
+                    w.versions.extend(versions);
                 }
             }
-            DeriveMsg::Flush(w) => waiters.push(w),
-        };
-        take(first, &mut n);
-        while n < DERIVE_ROUND {
-            match rx.try_recv() {
-                Ok(m) => take(m, &mut n),
-                Err(_) => break,
-            }
+            DeriveMsg::Flush(w) => self.waiters.push(w),
         }
-        let Some(inner) = store.upgrade() else {
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0 && self.waiters.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.count >= DERIVE_ROUND
+    }
+
+    /// When the round should start, if it holds anything: now when it is full or a
+    /// flush waits, else [`DERIVE_WINDOW`] after its first trace.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        if self.is_full() || !self.waiters.is_empty() {
+            return Some(tokio::time::Instant::now());
+        }
+        self.since.map(|s| s + DERIVE_WINDOW)
+    }
+}
+
+/// Derives one round and then answers its flushes.
+async fn run_round(store: std::sync::Weak<Inner>, round: Round) {
+    let Some(inner) = store.upgrade() else {
+        return;
+    };
+    let this = ClickHouseStore { inner };
+    for (tenant, traces) in round.traces {
+        if traces.is_empty() {
+            continue;
+        }
+        let count = traces.len();
+        if let Err(e) = this.derive_round(&tenant, &traces).await {
+            this.inner
+                .counters
+                .derive_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(traces = count, "failed to derive trace summaries: {e}");
+        }
+    }
+    drop(this);
+    for w in round.waiters {
+        let _ = w.send(());
+    }
+}
+
+/// The deriver: runs one round at a time and gathers the next while it runs, so a
+/// write waits only when the gathered round is full.
+async fn derive_loop(store: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<DeriveMsg>) {
+    let mut next = Round::default();
+    let mut running: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = None;
+    let mut open = true;
+    loop {
+        let due = next.due();
+        if running.is_none()
+            && !next.is_empty()
+            && (!open || due.is_some_and(|d| d <= tokio::time::Instant::now()))
+        {
+            running = Some(Box::pin(run_round(
+                store.clone(),
+                std::mem::take(&mut next),
+            )));
+            continue;
+        }
+        if !open && running.is_none() {
             return;
-        };
-        let this = ClickHouseStore { inner };
-        for (tenant, traces) in pending {
-            if traces.is_empty() {
-                continue;
-            }
-            let count = traces.len();
-            if let Err(e) = this.derive_round(&tenant, &traces).await {
-                this.inner
-                    .counters
-                    .derive_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(traces = count, "failed to derive trace summaries: {e}");
-            }
         }
-        drop(this);
-        for w in waiters {
-            let _ = w.send(());
+        let mut done = false;
+        tokio::select! {
+            m = rx.recv(), if open && !next.is_full() => match m {
+                Some(m) => next.take(m),
+                None => open = false,
+            },
+            () = async {
+                if let Some(r) = running.as_mut() {
+                    r.await;
+                }
+            }, if running.is_some() => done = true,
+            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                if running.is_none() && due.is_some() => {}
+        }
+        if done {
+            running = None;
         }
     }
 }
@@ -1309,7 +1382,7 @@ impl Store for ClickHouseStore {
     ) -> Result<Vec<StoredTrace>, StoreError> {
         let hids: Vec<String> = ids.iter().map(hex_id).collect();
         let mut docs = self.documents(tenant, &hids).await?;
-        let mut recs = self.records(tenant, &hids, false).await?;
+        let mut recs = self.records(tenant, &hids).await?;
         let mut out = Vec::new();
         for (id, hid) in ids.iter().zip(&hids) {
             let Some(d) = docs.remove(hid) else {
@@ -1318,7 +1391,7 @@ impl Store for ClickHouseStore {
             out.push(StoredTrace {
                 trace_id: *id,
                 documents: d.into_iter().map(|(i, raw)| (SegmentId(i), raw)).collect(),
-                summary: recs.remove(hid).map(|r| r.stored),
+                summary: recs.remove(hid),
             });
         }
         Ok(out)
@@ -1376,10 +1449,14 @@ impl Store for ClickHouseStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.flush_deriver().await?;
-        let tasks =
-            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in tasks {
-            t.abort();
+        let deriver = self
+            .inner
+            .deriver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(d) = deriver {
+            d.abort();
         }
         Ok(())
     }
@@ -1431,5 +1508,68 @@ impl Store for ClickHouseStore {
                 &f.statements,
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traces(ids: std::ops::Range<u32>) -> Vec<(TraceId, BTreeMap<u64, Segment>)> {
+        ids.map(|i| {
+            let mut random = [0u8; 12];
+            random[..4].copy_from_slice(&i.to_be_bytes());
+            (TraceId::new(1_600_000_000, random), BTreeMap::new())
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_round_is_due_a_window_after_its_first_trace_or_at_once_when_full_or_flushed() {
+        let mut round = Round::default();
+        assert!(round.is_empty());
+        assert_eq!(round.due(), None, "an empty round never starts");
+
+        let before = tokio::time::Instant::now();
+        round.take(DeriveMsg::Traces(TenantId::default(), traces(0..3), 1));
+        let due = round.due().expect("a round with traces starts");
+        assert!(due >= before + DERIVE_WINDOW, "it waits for the window");
+        assert!(due <= tokio::time::Instant::now() + DERIVE_WINDOW);
+
+        // The same traces again (later segments) are one trace each, with both writes'
+        // versions to cancel; the window still counts from the first.
+        round.take(DeriveMsg::Traces(TenantId::default(), traces(0..3), 2));
+        assert_eq!(round.count, 3);
+        assert_eq!(round.due(), Some(due));
+        let work = round.traces.values().next().and_then(|t| t.values().next());
+        assert_eq!(work.map(|w| w.versions.clone()), Some(vec![1, 2]));
+
+        let (done, _wait) = oneshot::channel();
+        round.take(DeriveMsg::Flush(done));
+        assert!(
+            round.due().expect("due") <= tokio::time::Instant::now(),
+            "a flush starts it now"
+        );
+
+        let mut full = Round::default();
+        full.take(DeriveMsg::Traces(
+            TenantId::default(),
+            traces(0..DERIVE_ROUND as u32),
+            1,
+        ));
+        assert!(full.is_full());
+        assert!(
+            full.due().expect("due") <= tokio::time::Instant::now(),
+            "a full round starts now"
+        );
+    }
+
+    #[test]
+    fn a_flush_alone_makes_a_round() {
+        let mut round = Round::default();
+        let (done, _wait) = oneshot::channel();
+        round.take(DeriveMsg::Flush(done));
+        assert!(!round.is_empty());
+        assert!(round.due().is_some());
     }
 }
