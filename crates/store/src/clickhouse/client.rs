@@ -348,16 +348,25 @@ impl Client {
 
 /// Appends `s` to a TabSeparated row, escaped.
 pub(crate) fn tsv_escape(out: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\0' => out.extend_from_slice(b"\\0"),
-            _ => out.push(b),
-        }
+    // Runs without special bytes are copied whole (a byte at a time was 9 % of a
+    // node's CPU on the ingest path: documents are most of what it sends).
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\0' => b"\\0",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(escaped);
+        run = i + 1;
     }
+    out.extend_from_slice(&bytes[run..]);
 }
 
 /// Reads one TabSeparated field back.
@@ -492,5 +501,16 @@ mod tests {
         assert!(!text.contains('\t') && !text.contains('\n'));
         assert_eq!(tsv_unescape(&text), s);
         assert_eq!(quote("it's \\"), "'it\\'s \\\\'");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tsv_escape_round_trips_any_text(s in "(?s).{0,200}") {
+            let mut out = b"x\t".to_vec();
+            tsv_escape(&mut out, &s);
+            let text = String::from_utf8(out).expect("utf8");
+            proptest::prop_assert!(!text[2..].contains(['\t', '\n', '\r', '\0']));
+            proptest::prop_assert_eq!(tsv_unescape(&text[2..]), s);
+        }
     }
 }

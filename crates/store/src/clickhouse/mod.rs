@@ -30,6 +30,7 @@ pub mod client;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -138,7 +139,27 @@ fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
 }
 
 fn hex_id(t: &TraceId) -> String {
-    hex::encode(t.to_bytes())
+    let mut out = [0u8; 32];
+    put_hex(&t.to_bytes(), &mut out);
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long). `hex::encode` builds its
+/// string a `char` at a time, which was 5 % of a node's CPU on the ingest path.
+fn put_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
+/// Appends the lower-case hex of `bytes` to `out`.
+fn extend_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    let at = out.len();
+    out.resize(at + bytes.len() * 2, 0);
+    put_hex(bytes, &mut out[at..]);
 }
 
 fn in_list<'a>(ids: impl Iterator<Item = &'a String>) -> String {
@@ -369,9 +390,8 @@ impl ClickHouseStore {
             let (trace, id) = (d.trace_id(), d.id());
             let day = day_of(u64::from(trace.epoch_seconds()));
             body.extend_from_slice(tenant.as_str().as_bytes());
-            body.extend_from_slice(
-                format!("\t{day}\t{}\t{}\t{version}\t", hex_id(&trace), id.0).as_bytes(),
-            );
+            // Writing to a Vec cannot fail.
+            let _ = write!(body, "\t{day}\t{}\t{}\t{version}\t", hex_id(&trace), id.0);
             let (raw, segment) = d.into_parts();
             tsv_escape(&mut body, &raw);
             body.push(b'\n');
@@ -1119,7 +1139,7 @@ fn summary_row(
     // Serializing plain data cannot fail.
     tsv_escape(out, &serde_json::to_string(stored).unwrap_or_default());
     out.push(b'\t');
-    out.extend_from_slice(hex::encode(crate::codec::encode_graph(graph)).as_bytes());
+    extend_hex(out, &crate::codec::encode_graph(graph));
     out.extend_from_slice(format!("\t{docs_version}\n").as_bytes());
 }
 
@@ -1561,6 +1581,22 @@ mod tests {
         assert!(
             full.due().expect("due") <= tokio::time::Instant::now(),
             "a full round starts now"
+        );
+    }
+
+    #[test]
+    fn hex_matches_the_hex_crate() {
+        let id = TraceId::new(
+            0x5f00_00ab,
+            [0, 1, 0x7f, 0x80, 0xfe, 0xff, 9, 10, 11, 12, 13, 14],
+        );
+        assert_eq!(hex_id(&id), hex::encode(id.to_bytes()));
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = b"graph:".to_vec();
+        extend_hex(&mut out, &bytes);
+        assert_eq!(
+            out,
+            [b"graph:".to_vec(), hex::encode(&bytes).into_bytes()].concat()
         );
     }
 
