@@ -445,20 +445,24 @@ impl ClickHouseStore {
         })
     }
 
-    /// The newest summary of each of `ids` that has one.
+    /// `columns` (aggregates over the revisions) of the newest summary of each of `ids`
+    /// that has one, each row turned into a value by `parse` (given the columns after
+    /// the id).
     ///
-    /// The id list is a `PREWHERE`: ClickHouse reads the wide summary column only in
-    /// the granules that hold one of the ids, not in every granule the primary key
-    /// range could hold them in.
-    async fn records(
+    /// The id list is a `PREWHERE`: ClickHouse reads the other columns only in the
+    /// granules that hold one of the ids, not in every granule the primary key range
+    /// could hold them in, and a trace never seen costs an index lookup.
+    async fn newest_summaries<T>(
         &self,
         tenant: &TenantId,
         ids: &[String],
-    ) -> Result<HashMap<String, StoredSummary>, StoreError> {
+        columns: &str,
+        parse: impl Fn(&[&str]) -> Result<T, StoreError>,
+    ) -> Result<HashMap<String, T>, StoreError> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT trace_id, argMax(summary, revision) FROM {} \
+                "SELECT trace_id, {columns} FROM {} \
                  PREWHERE trace_id IN ({}) WHERE tenant = {} \
                  GROUP BY trace_id FORMAT TabSeparated",
                 self.inner.tables.sums,
@@ -468,44 +472,39 @@ impl ClickHouseStore {
             let text = self.inner.client.query(&sql).await?;
             for r in rows(&text) {
                 let id = field(&r, 0)?.to_string();
-                let stored: StoredSummary = serde_json::from_str(&tsv_unescape(field(&r, 1)?))
-                    .map_err(|e| corrupt("summary", e))?;
-                out.insert(id, stored);
+                out.insert(id, parse(r.get(1..).unwrap_or_default())?);
             }
         }
         Ok(out)
     }
 
+    /// The newest summary of each of `ids` that has one.
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> Result<HashMap<String, StoredSummary>, StoreError> {
+        self.newest_summaries(tenant, ids, "argMax(summary, revision)", |r| {
+            serde_json::from_str(&tsv_unescape(field(r, 0)?)).map_err(|e| corrupt("summary", e))
+        })
+        .await
+    }
+
     /// What a derivation needs of each of `ids`' newest summary: its revision and its
-    /// graph contribution. Not the summary itself (the widest column, and most of what
-    /// such a read used to cost ClickHouse), and, as in [`Self::records`], read only
-    /// where the `PREWHERE` on the ids matches: traces never seen cost an index lookup.
+    /// graph contribution. Not the summary itself: the widest column, and most of what
+    /// such a read used to cost ClickHouse.
     async fn priors(
         &self,
         tenant: &TenantId,
         ids: &[String],
     ) -> Result<HashMap<String, Prior>, StoreError> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT trace_id, max(revision), argMax(graph, revision) FROM {} \
-                 PREWHERE trace_id IN ({}) WHERE tenant = {} \
-                 GROUP BY trace_id FORMAT TabSeparated",
-                self.inner.tables.sums,
-                in_list(chunk.iter()),
-                quote(tenant.as_str()),
-            );
-            let text = self.inner.client.query(&sql).await?;
-            for r in rows(&text) {
-                let id = field(&r, 0)?.to_string();
-                let revision: u32 = num(&r, 1)?;
-                let g = hex::decode(field(&r, 2)?).map_err(|e| corrupt("summary graph", e))?;
-                let graph =
-                    crate::codec::decode_graph(&g).map_err(|e| corrupt("summary graph", e))?;
-                out.insert(id, Prior { revision, graph });
-            }
-        }
-        Ok(out)
+        self.newest_summaries(tenant, ids, "max(revision), argMax(graph, revision)", |r| {
+            let revision: u32 = num(r, 0)?;
+            let g = hex::decode(field(r, 1)?).map_err(|e| corrupt("summary graph", e))?;
+            let graph = crate::codec::decode_graph(&g).map_err(|e| corrupt("summary graph", e))?;
+            Ok(Prior { revision, graph })
+        })
+        .await
     }
 
     /// Every document (newest version) of `ids`, by trace, ordered by document id.
