@@ -13,7 +13,15 @@
 //! * `segments` — 512 server spans, each its own segment document (the worst case).
 //!
 //! Settings: `BENCH_SECONDS` (default 10), `BENCH_CONCURRENCY` (default 4),
-//! `BENCH_SHAPES` (default `trace,segments`).
+//! `BENCH_SHAPES` (default `trace,segments`), `BENCH_RATE` (spans/s offered; default 0,
+//! as fast as the exports in flight are answered). With a rate, batch `n` leaves no
+//! earlier than `n × 512 / rate` seconds after the start: a rate the server sustains
+//! keeps the indexer caught up, one it does not shows as a send that falls behind its
+//! schedule or an index that lags the send.
+//!
+//! Besides the rates, the bench prints the server's CPU per span over the whole run (the
+//! send and the indexer's catching up), by thread: what a span costs, whatever the
+//! machine's other load.
 //!
 //! Run: `cargo bench -p roentgen --bench otlp`
 
@@ -38,6 +46,10 @@ use util::env_or;
 const BATCH: usize = 512;
 /// Stands for the sequence number in a template batch.
 const MARKER: [u8; 4] = [0xa5, 0x5a, 0xc3, 0x3c];
+/// Stands for the epoch second in the trace ids of a template batch: each send writes
+/// the current second there, as an X-Ray SDK or exporter stamps a new trace, so a long
+/// run spreads its traces over the seconds it lasts.
+const TIME_MARKER: [u8; 4] = [0x5c, 0x3a, 0xa3, 0xc5];
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Sends an already encoded `ExportTraceServiceRequest`; decodes the answer.
@@ -107,14 +119,14 @@ fn i(key: &str, v: i64) -> KeyValue {
 }
 
 /// One batch of 512 spans; `seq` (4 bytes in every trace, span and parent id) makes
-/// the ids unique.
-fn batch(shape: &str, seq: [u8; 4]) -> ExportTraceServiceRequest {
+/// the ids unique; `second` is the time part of every trace id.
+fn batch(shape: &str, seq: [u8; 4], second: [u8; 4]) -> ExportTraceServiceRequest {
     let now = util::now();
     let t = now * 1_000_000_000;
     let mut spans = Vec::with_capacity(BATCH);
     // `seq` (the marker in a template) is in every trace and span id.
     let trace_id = |n: u64| {
-        let mut b = (now as u32).to_be_bytes().to_vec();
+        let mut b = second.to_vec();
         b.extend_from_slice(&seq);
         b.extend_from_slice(&n.to_be_bytes());
         b
@@ -223,7 +235,7 @@ fn metric(http: &str, name: &str) -> f64 {
     util::scrape(http, name).unwrap_or(-1.0)
 }
 
-fn run(shape: &str, seconds: u64, concurrency: u64) {
+fn run(shape: &str, seconds: u64, concurrency: u64, rate: u64) {
     let grpc = format!("127.0.0.1:{}", util::free_port());
     let mut server = util::Server::start_with(
         None,
@@ -236,13 +248,16 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
     let seq = Arc::new(AtomicU64::new(1));
     // The batch is encoded once; each send copies it and writes a fresh sequence number
     // over the marker in every id, so the client takes little of the two cores.
-    let template = batch(shape, MARKER).encode_to_vec();
-    let slots: Vec<usize> = template
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| *w == MARKER)
-        .map(|(i, _)| i)
-        .collect();
+    let template = batch(shape, MARKER, TIME_MARKER).encode_to_vec();
+    let slots_of = |marker: [u8; 4]| -> Vec<usize> {
+        template
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == marker)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (slots, second_slots) = (slots_of(MARKER), slots_of(TIME_MARKER));
     let ids_per_batch = match shape {
         "segments" => 3 * BATCH,
         _ => 2 * BATCH + BATCH / 8 * 7,
@@ -252,14 +267,27 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
         ids_per_batch,
         "the marker is in every id and nowhere else"
     );
-    let template = Arc::new((template, slots));
+    assert_eq!(
+        second_slots.len(),
+        BATCH,
+        "the time marker is in every trace id and nowhere else"
+    );
+    let template = Arc::new((template, slots, second_slots));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
+    let pid = server.pid().as_raw() as u32;
+    let cpu_before = util::thread_cpu(pid);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
+    // Seconds between batches at the offered rate (0: no schedule).
+    let gap = if rate > 0 {
+        BATCH as f64 / rate as f64
+    } else {
+        0.0
+    };
     rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
             .expect("endpoint")
@@ -274,9 +302,20 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let n = seq.fetch_add(1, Ordering::Relaxed) as u32;
+                    if gap > 0.0 {
+                        let due = start + Duration::from_secs_f64((n - 1) as f64 * gap);
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                     let mut body = template.0.clone();
                     for &at in &template.1 {
                         body[at..at + 4].copy_from_slice(&n.to_be_bytes());
+                    }
+                    let second = (util::now() as u32).to_be_bytes();
+                    for &at in &template.2 {
+                        body[at..at + 4].copy_from_slice(&second);
                     }
                     client.ready().await.expect("ready");
                     let sent = client
@@ -313,9 +352,19 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
     // Writes never wait for the indexer: how long after the send it finished.
     let (derived, moved) = util::index_settled(&http);
     let lag = (moved - start).as_secs_f64() - secs;
-    let rss = util::status_mb(server.pid().as_raw() as u32, "VmHWM");
+    let unparsed = metric(&http, "roentgen_index_unparsed_traces_total");
+    let deferred = metric(&http, "roentgen_index_deferred_traces_total");
+    let rss = util::status_mb(pid, "VmHWM");
+    let cpu_after = util::thread_cpu(pid);
     assert!(server.stop().success(), "roentgen did not stop cleanly");
-    println!("otlp/grpc {shape}: batches of {BATCH} spans, {concurrency} in flight, {seconds}s");
+    let offered = if rate > 0 {
+        format!("{rate} spans/s offered")
+    } else {
+        "unpaced".to_string()
+    };
+    println!(
+        "otlp/grpc {shape}: batches of {BATCH} spans, {concurrency} in flight, {seconds}s, {offered}"
+    );
     println!(
         "  stored:   {spans} spans acknowledged ({converted:.0} converted, {rejected:.0} rejected, {} refused) in {} documents",
         failed.load(Ordering::Relaxed),
@@ -331,15 +380,39 @@ fn run(shape: &str, seconds: u64, concurrency: u64) {
          {:.0} spans/s indexed (start → last derivation)",
         spans as f64 / (secs + lag.max(0.0))
     );
+    println!(
+        "            {unparsed:.0} traces read back unparsed, {deferred:.0} found from markers"
+    );
     println!("  peak RSS: {rss:.0} MB");
+    // CPU of the whole run, send and catching up, per acknowledged span.
+    let used: Vec<(String, f64)> = cpu_after
+        .into_iter()
+        .map(|(name, cpu)| {
+            let before = cpu_before.get(&name).copied().unwrap_or(0.0);
+            (name, cpu - before)
+        })
+        .collect();
+    let total: f64 = used.iter().map(|(_, c)| c).sum();
+    let per_span = |cpu: f64| cpu / (spans.max(1) as f64) * 1e6;
+    println!(
+        "  server CPU: {total:.1} s over the run, {:.2} µs per span",
+        per_span(total)
+    );
+    for (name, cpu) in used.iter().filter(|(_, c)| *c >= 0.05) {
+        println!(
+            "    {name:<18} {cpu:>6.1} s  {:.2} µs per span",
+            per_span(*cpu)
+        );
+    }
 }
 
 fn main() {
     // `cargo bench` passes --bench; ignore arguments.
     let seconds = env_or("BENCH_SECONDS", 10);
     let concurrency = env_or("BENCH_CONCURRENCY", 4).max(1);
+    let rate = env_or("BENCH_RATE", 0);
     let shapes = std::env::var("BENCH_SHAPES").unwrap_or_else(|_| "trace,segments".into());
     for shape in shapes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        run(shape, seconds, concurrency);
+        run(shape, seconds, concurrency, rate);
     }
 }
