@@ -621,24 +621,37 @@ fn now_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Summary record value: the summary JSON (4-byte length first), the ids of the
-/// documents it was derived from (4-byte count, then 8 bytes each), then the trace's
-/// graph contribution (binary, [`crate::codec::encode_graph`]; JSON in earlier records). Queries read only the summary; the ids let the indexer and
-/// `get_traces` use point reads instead of prefix scans (which cannot use bloom
-/// filters and touch every table).
+/// Summary record value: the summary (4-byte length first; MessagePack with named
+/// fields, JSON in earlier records, see [`decode_stored`]), the ids of the documents it
+/// was derived from (4-byte count, then 8 bytes each), then the trace's graph
+/// contribution (binary, [`crate::codec::encode_graph`]; JSON in earlier records).
+/// Queries read only the summary; the ids let the indexer and `get_traces` use point
+/// reads instead of prefix scans (which cannot use bloom filters and touch every
+/// table).
 fn encode_record(stored: &StoredSummary, ids: &[u64], graph: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
-    // Serializing plain data structures to a Vec cannot fail.
-    let s = serde_json::to_vec(stored).unwrap_or_default();
     let g = crate::codec::encode_graph(graph);
-    let mut out = Vec::with_capacity(8 + s.len() + ids.len() * 8 + g.len());
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(&s);
+    let mut out = Vec::with_capacity(2048 + ids.len() * 8 + g.len());
+    out.extend_from_slice(&[0; 4]);
+    // Serializing plain data structures into a Vec cannot fail.
+    let _ = rmp_serde::encode::write_named(&mut out, stored);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
     for id in ids {
         out.extend_from_slice(&id.to_be_bytes());
     }
     out.extend_from_slice(&g);
     out
+}
+
+/// Reads a record's summary part: MessagePack since 2026-12, JSON (always an object,
+/// so its first byte is `{`, which no MessagePack map starts with) before.
+fn decode_stored(summary: &[u8]) -> Result<StoredSummary, StoreError> {
+    if summary.first() == Some(&b'{') {
+        serde_json::from_slice(summary).map_err(|e| corrupt("summary", e))
+    } else {
+        rmp_serde::from_slice(summary).map_err(|e| corrupt("summary", e))
+    }
 }
 
 /// The three parts of a summary record.
@@ -672,7 +685,7 @@ fn split_record(v: &[u8]) -> Result<RecordParts<'_>, StoreError> {
 }
 
 fn decode_summary(v: &[u8]) -> Result<StoredSummary, StoreError> {
-    serde_json::from_slice(split_record(v)?.summary).map_err(|e| corrupt("summary", e))
+    decode_stored(split_record(v)?.summary)
 }
 
 fn scan_block(stored: &StoredSummary) -> Vec<u8> {
@@ -691,7 +704,7 @@ use crate::codec::GraphRows;
 
 fn decode_record(v: &[u8]) -> Result<(StoredSummary, Vec<u64>, GraphRows), StoreError> {
     let parts = split_record(v)?;
-    let stored = serde_json::from_slice(parts.summary).map_err(|e| corrupt("summary", e))?;
+    let stored = decode_stored(parts.summary)?;
     let graph = crate::codec::decode_graph(parts.graph).map_err(|e| corrupt("summary graph", e))?;
     Ok((stored, decode_ids(parts.ids), graph))
 }
@@ -1976,6 +1989,79 @@ mod tests {
                 Some(c) => cursor = Some(c),
                 None => return counts,
             }
+        }
+    }
+
+    /// A summary with every part the stored form has: annotations of each type, users,
+    /// `http`, AWS and remote subsegments, a fault, an error and a throttle, two
+    /// services, root causes.
+    fn rich_derivation() -> roentgen_model::trace::Derived {
+        let root = format!(
+            r#"{{"trace_id":"1-{T0:08x}-{n:024x}","id":"00000000000000a1","name":"web","origin":"AWS::EC2::Instance","start_time":{T0}.125,"end_time":{T0}.75,"user":"alice","fault":true,"http":{{"request":{{"method":"GET","url":"https://web.example.com/x?y=%22z%22&q=\\u00e9","client_ip":"10.0.0.1"}},"response":{{"status":500}}}},"annotations":{{"tier":"gold","items":3,"ratio":0.25,"vip":true}},"aws":{{"ec2":{{"instance_id":"i-0123","availability_zone":"us-east-1a"}}}},"subsegments":[{{"id":"00000000000000b1","name":"DynamoDB","namespace":"aws","start_time":{T0}.2,"end_time":{T0}.3,"throttle":true,"error":true,"http":{{"response":{{"status":429}}}},"aws":{{"operation":"GetItem","table_name":"orders"}}}},{{"id":"00000000000000b2","name":"orders","namespace":"remote","start_time":{T0}.3,"end_time":{T0}.7,"fault":true,"cause":{{"exceptions":[{{"message":"boom ünïcode","type":"Err"}}]}},"http":{{"request":{{"method":"POST","url":"http://orders/c"}},"response":{{"status":502}}}}}}]}}"#,
+            n = 42
+        );
+        let child = format!(
+            r#"{{"trace_id":"1-{T0:08x}-{n:024x}","id":"00000000000000c1","parent_id":"00000000000000b2","name":"orders","start_time":{T0}.31,"end_time":{T0}.69,"fault":true,"http":{{"request":{{"method":"POST","url":"http://orders/c"}},"response":{{"status":502}}}}}}"#,
+            n = 42
+        );
+        let docs = [
+            Document::parse(root).expect("root"),
+            Document::parse(child).expect("child"),
+        ];
+        let segs: Vec<_> = docs.iter().map(Document::segment).collect();
+        derive(docs[0].trace_id(), &segs).expect("a summary")
+    }
+
+    /// Records are written in MessagePack and read back equal, floats to the bit;
+    /// records written before (the summary as JSON) still read.
+    #[test]
+    fn summary_records_round_trip_and_json_records_still_read() {
+        let derived = rich_derivation();
+        let stored = StoredSummary {
+            summary: derived.summary,
+            revision: 7,
+            updated_at: f64::from(T0) + 0.123_456_789,
+        };
+        assert!(stored.summary.has_fault && stored.summary.has_error);
+        assert!(
+            stored.summary.annotations.len() >= 4,
+            "{:?}",
+            stored.summary.annotations
+        );
+        let graph: GraphRows = derived
+            .graph
+            .into_iter()
+            .map(|((m, k), s)| (m, k, s))
+            .collect();
+        assert!(!graph.is_empty());
+        let ids = [0xa1, 0xc1];
+        let record = encode_record(&stored, &ids, &graph);
+        let parts = split_record(&record).expect("parts");
+        assert_ne!(parts.summary.first(), Some(&b'{'), "not JSON");
+        let (back, back_ids, back_graph) = decode_record(&record).expect("decode");
+        assert_eq!(back, stored);
+        assert_eq!(back.updated_at.to_bits(), stored.updated_at.to_bits());
+        assert_eq!(back_ids, ids);
+        assert_eq!(back_graph, graph);
+        assert_eq!(decode_summary(&record).expect("summary"), stored);
+
+        // The layout of earlier records: the summary part is JSON.
+        let json = serde_json::to_vec(&stored).expect("json");
+        let mut old = (json.len() as u32).to_be_bytes().to_vec();
+        old.extend_from_slice(&json);
+        old.extend_from_slice(&record[4 + parts.summary.len()..]);
+        let (old_back, old_ids, old_graph) = decode_record(&old).expect("decode old");
+        assert_eq!(old_back, stored);
+        assert_eq!((old_ids, old_graph), (back_ids, back_graph));
+
+        // A damaged summary is an error, not a panic, in either form.
+        for damaged in [&record, &old] {
+            let mut bad = damaged.clone();
+            bad[4 + 1..4 + 9].fill(0xc1);
+            assert!(matches!(
+                decode_record(&bad),
+                Err(StoreError::Corrupt { .. })
+            ));
         }
     }
 
