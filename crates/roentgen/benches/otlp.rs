@@ -280,6 +280,7 @@ fn run(shape: &str, seconds: u64, concurrency: u64, rate: u64) {
         .expect("runtime");
     let pid = server.pid().as_raw() as u32;
     let cpu_before = util::thread_cpu(pid);
+    let process_before = util::process_cpu(pid);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     // Seconds between batches at the offered rate (0: no schedule).
@@ -356,6 +357,7 @@ fn run(shape: &str, seconds: u64, concurrency: u64, rate: u64) {
     let deferred = metric(&http, "roentgen_index_deferred_traces_total");
     let rss = util::status_mb(pid, "VmHWM");
     let cpu_after = util::thread_cpu(pid);
+    let process = util::process_cpu(pid) - process_before;
     assert!(server.stop().success(), "roentgen did not stop cleanly");
     let offered = if rate > 0 {
         format!("{rate} spans/s offered")
@@ -395,8 +397,9 @@ fn run(shape: &str, seconds: u64, concurrency: u64, rate: u64) {
     let total: f64 = used.iter().map(|(_, c)| c).sum();
     let per_span = |cpu: f64| cpu / (spans.max(1) as f64) * 1e6;
     println!(
-        "  server CPU: {total:.1} s over the run, {:.2} µs per span",
-        per_span(total)
+        "  server CPU: {process:.1} s over the run, {:.2} µs per span ({total:.1} s in threads \
+         still running at the end)",
+        per_span(process)
     );
     for (name, cpu) in used.iter().filter(|(_, c)| *c >= 0.05) {
         println!(

@@ -342,6 +342,22 @@ pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
     out
 }
 
+/// CPU time (user + system, seconds) of the whole process `pid`, threads that have
+/// exited included (which [`thread_cpu`] cannot see); 0 when unreadable.
+#[allow(dead_code)]
+pub fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 100.0
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
