@@ -314,8 +314,6 @@ pub fn status_mb(pid: u32, field: &str) -> f64 {
 /// CPU time (user + system, seconds) of each thread of `pid`, summed by thread name.
 #[allow(dead_code)]
 pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
-    // Clock ticks are 100 per second on Linux for every architecture we run on.
-    const TICKS: f64 = 100.0;
     let mut out = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -328,18 +326,27 @@ pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
         ) else {
             continue;
         };
-        // Fields after the parenthesised name; utime and stime are fields 14 and 15.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        let Some(cpu) = stat_cpu(&stat) else {
             continue;
         };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
-            .sum();
-        *out.entry(comm.trim().to_string()).or_insert(0.0) += ticks / TICKS;
+        *out.entry(comm.trim().to_string()).or_insert(0.0) += cpu;
     }
     out
+}
+
+/// User + system CPU seconds from a `/proc/…/stat` line (a process's or a thread's).
+#[allow(dead_code)]
+fn stat_cpu(stat: &str) -> Option<f64> {
+    // Clock ticks are 100 per second on Linux for every architecture we run on.
+    const TICKS: f64 = 100.0;
+    // Fields after the parenthesised name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
+        .sum();
+    Some(ticks / TICKS)
 }
 
 /// CPU time (user + system, seconds) of the whole process `pid`, threads that have
@@ -347,15 +354,7 @@ pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
 #[allow(dead_code)]
 pub fn process_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
-        .sum::<f64>()
-        / 100.0
+    stat_cpu(&stat).unwrap_or(0.0)
 }
 
 pub fn now() -> u64 {
