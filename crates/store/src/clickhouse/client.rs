@@ -348,25 +348,52 @@ impl Client {
 
 /// Appends `s` to a TabSeparated row, escaped.
 pub(crate) fn tsv_escape(out: &mut Vec<u8>, s: &str) {
-    // Runs without special bytes are copied whole (a byte at a time was 9 % of a
-    // node's CPU on the ingest path: documents are most of what it sends).
+    // Runs without special bytes are copied whole, and found eight bytes at a time:
+    // documents are most of what a node sends, and looking at them a byte at a time
+    // was 6-9 % of its CPU on the ingest path.
     let bytes = s.as_bytes();
     out.reserve(bytes.len());
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8)
+            && let Ok(word) = <[u8; 8]>::try_from(chunk)
+            && !may_need_tsv_escape(u64::from_le_bytes(word))
+        {
+            i += 8;
+            continue;
+        }
+        let escaped: &[u8] = match bytes[i] {
             b'\\' => b"\\\\",
             b'\t' => b"\\t",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\0' => b"\\0",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[run..i]);
         out.extend_from_slice(escaped);
-        run = i + 1;
+        i += 1;
+        run = i;
     }
     out.extend_from_slice(&bytes[run..]);
+}
+
+/// Whether any of the eight bytes of `word` may need escaping: a byte below `0x0e`
+/// (which covers NUL, tab, newline and carriage return) or a backslash. False
+/// positives only send the word through the byte-by-byte path.
+fn may_need_tsv_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below n (n <= 0x80) sets its high bit in (w - n) & !w; a zero byte is
+    // the case n = 1 of it, applied to w XOR backslashes.
+    let below = word.wrapping_sub(ONES * 0x0e) & !word & HIGH;
+    let x = word ^ (ONES * u64::from(b'\\'));
+    let backslash = x.wrapping_sub(ONES) & !x & HIGH;
+    (below | backslash) != 0
 }
 
 /// Reads one TabSeparated field back.
@@ -504,6 +531,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Special bytes at every offset within and across the eight-byte words.
+        #[test]
+        fn tsv_escape_round_trips_special_bytes(s in "[a-z\\\\\t\n\r\x00\x01\x0d\x0e\x7fé]{0,64}") {
+            let mut out = Vec::new();
+            tsv_escape(&mut out, &s);
+            let text = String::from_utf8(out).expect("utf8");
+            proptest::prop_assert!(!text.contains(['\t', '\n', '\r', '\0']));
+            proptest::prop_assert_eq!(tsv_unescape(&text), s);
+        }
+
         #[test]
         fn tsv_escape_round_trips_any_text(s in "(?s).{0,200}") {
             let mut out = b"x\t".to_vec();
