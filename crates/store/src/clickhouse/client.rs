@@ -10,6 +10,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::StoreError;
 
 /// Where the store is and how to reach it.
@@ -224,11 +226,11 @@ impl Client {
         url
     }
 
-    async fn attempt(&self, url: &str, body: &[u8]) -> Result<String, Failure> {
+    async fn attempt(&self, url: &str, body: Bytes) -> Result<String, Failure> {
         let resp = self
             .http
             .post(url)
-            .body(body.to_vec())
+            .body(body)
             .send()
             .await
             .map_err(|e| Failure::Transient(format!("send: {e}")))?;
@@ -266,7 +268,7 @@ impl Client {
     async fn run(
         &self,
         query_in_url: Option<&str>,
-        body: &[u8],
+        body: Bytes,
         database: bool,
         hosts: &[String],
     ) -> Result<String, StoreError> {
@@ -276,7 +278,8 @@ impl Client {
             for host in hosts {
                 let url = self.url(host, database, query_in_url);
                 let started = std::time::Instant::now();
-                match self.attempt(&url, body).await {
+                // A clone shares the buffer: a retry sends the same bytes again.
+                match self.attempt(&url, body.clone()).await {
                     Ok(t) => {
                         tracing::trace!(
                             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -308,14 +311,24 @@ impl Client {
 
     /// A statement that returns text (a `SELECT … FORMAT TabSeparated`), or none.
     pub(crate) async fn query(&self, sql: &str) -> Result<String, StoreError> {
-        self.run(None, sql.as_bytes(), true, &self.config.hosts)
-            .await
+        self.run(
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            true,
+            &self.config.hosts,
+        )
+        .await
     }
 
     /// A statement outside the store's database (it may not exist yet).
     pub(crate) async fn query_server(&self, sql: &str) -> Result<String, StoreError> {
-        self.run(None, sql.as_bytes(), false, &self.config.hosts)
-            .await
+        self.run(
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            false,
+            &self.config.hosts,
+        )
+        .await
     }
 
     /// A statement against one host only (schema on each shard).
@@ -325,16 +338,22 @@ impl Client {
         sql: &str,
         database: bool,
     ) -> Result<String, StoreError> {
-        self.run(None, sql.as_bytes(), database, &[host.to_string()])
-            .await
+        self.run(
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            database,
+            &[host.to_string()],
+        )
+        .await
     }
 
-    /// `INSERT INTO table (columns) FORMAT TabSeparated` with `rows` as the body.
+    /// `INSERT INTO table (columns) FORMAT TabSeparated` with `rows` as the body (taken
+    /// as it is: an insert body is megabytes, and a retry sends the same buffer).
     pub(crate) async fn insert(
         &self,
         table: &str,
         columns: &str,
-        rows: &[u8],
+        rows: Bytes,
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use roentgen_model::document::parse_segment;
 use roentgen_model::{Document, GraphKey, Segment, SegmentId, Stats, TraceId, derive};
 use tokio::sync::{mpsc, oneshot};
@@ -413,12 +414,12 @@ impl ClickHouseStore {
             self.inner.client.insert(
                 &self.inner.tables.pending,
                 "node, day, tenant, trace_id, version, sign",
-                &marks,
+                marks.into(),
             ),
             self.inner.client.insert(
                 &self.inner.tables.docs,
                 "tenant, day, trace_id, doc_id, version, raw",
-                &body,
+                body.into(),
             )
         );
         marked?;
@@ -545,13 +546,14 @@ impl ClickHouseStore {
         // Rollups and summaries at once (a failure between the two is covered in
         // docs/clickhouse.md, "What is not exact"); the marks are cancelled only after
         // both are in.
+        let (roll, sums) = (Bytes::from(roll), Bytes::from(sums));
         let (rolled, summed) = tokio::join!(
             with_retries("insert rollups", || {
                 self.inner.client.insert(
                     &self.inner.tables.roll,
                     "tenant, day, minute, key, count, ok, error_other, throttle, fault, \
                      total_response_time, histogramMap.bucket, histogramMap.count",
-                    &roll,
+                    roll.clone(),
                 )
             }),
             with_retries("insert summaries", || {
@@ -560,7 +562,7 @@ impl ClickHouseStore {
                     "tenant, day, trace_id, revision, updated_at, start_time, end_time, \
                      duration, response_time, has_fault, has_error, has_throttle, \
                      is_partial, services, annotation_keys, summary, graph, docs_version",
-                    &sums,
+                    sums.clone(),
                 )
             })
         );
@@ -583,11 +585,12 @@ impl ClickHouseStore {
                 );
             }
         }
+        let unmarks = Bytes::from(unmarks);
         with_retries("clear derivation marks", || {
             self.inner.client.insert(
                 &self.inner.tables.pending,
                 "node, day, tenant, trace_id, version, sign",
-                &unmarks,
+                unmarks.clone(),
             )
         })
         .await?;
@@ -971,7 +974,7 @@ impl ClickHouseStore {
             .insert(
                 &self.inner.tables.conf,
                 "tenant, kind, name, version, deleted, value",
-                &row,
+                row.into(),
             )
             .await
     }
