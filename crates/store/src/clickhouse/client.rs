@@ -311,24 +311,18 @@ impl Client {
 
     /// A statement that returns text (a `SELECT … FORMAT TabSeparated`), or none.
     pub(crate) async fn query(&self, sql: &str) -> Result<String, StoreError> {
-        self.run(
-            None,
-            Bytes::copy_from_slice(sql.as_bytes()),
-            true,
-            &self.config.hosts,
-        )
-        .await
+        self.statement(sql, true).await
     }
 
     /// A statement outside the store's database (it may not exist yet).
     pub(crate) async fn query_server(&self, sql: &str) -> Result<String, StoreError> {
-        self.run(
-            None,
-            Bytes::copy_from_slice(sql.as_bytes()),
-            false,
-            &self.config.hosts,
-        )
-        .await
+        self.statement(sql, false).await
+    }
+
+    /// `sql` as the body, on any host, in the store's database or not.
+    async fn statement(&self, sql: &str, database: bool) -> Result<String, StoreError> {
+        let body = Bytes::copy_from_slice(sql.as_bytes());
+        self.run(None, body, database, &self.config.hosts).await
     }
 
     /// A statement against one host only (schema on each shard).
