@@ -9,7 +9,9 @@
 //! commit), and acknowledges each request only after the store says it is durable.
 //! Batches of UDP documents only (nobody waits on them) are written with
 //! `Store::write_unacknowledged`: safe from a crash of the process at once, synced
-//! within a second.
+//! within a second. A store that pays per write (ClickHouse) asks, through
+//! `Store::write_batching`, for such batches to be held open a moment so that they
+//! grow; a document a client waits on ends the wait at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -245,16 +247,43 @@ async fn write_loop(
     options: IngestOptions,
 ) {
     let cap = options.queue_capacity.max(1);
+    let batching = store.write_batching();
+    let limit = if batching.linger.is_zero() {
+        options.max_batch
+    } else {
+        batching.max_documents
+    };
     while let Some(first) = rx.recv().await {
+        let opened = tokio::time::Instant::now();
         let mut n = first.docs.len();
         let mut jobs = vec![first];
-        while n < options.max_batch {
-            match rx.try_recv() {
-                Ok(j) => {
+        loop {
+            while n < limit {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        n += j.docs.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // A batch nobody waits on stays open while the store asks for larger
+            // writes, it is short of the limit, and the queue (which its documents
+            // still occupy) is less than half full.
+            let lingers = !batching.linger.is_zero()
+                && n < limit
+                && jobs.iter().all(|j| j.ack.is_none())
+                && permits.available_permits().saturating_mul(2) > cap;
+            if !lingers {
+                break;
+            }
+            match tokio::time::timeout_at(opened + batching.linger, rx.recv()).await {
+                Ok(Some(j)) => {
                     n += j.docs.len();
                     jobs.push(j);
                 }
-                Err(_) => break,
+                // Linger over, or every sender gone (shutdown): write what is held.
+                Ok(None) | Err(_) => break,
             }
         }
         let mut by_tenant: HashMap<TenantId, (Vec<Document>, Vec<Job>)> = HashMap::new();
@@ -317,4 +346,253 @@ async fn write_loop(
         }
     }
     tracing::debug!("ingest writer drained");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use roentgen_store::{
+        ConfigKind, RollupRow, StoreError, StoredTrace, SummaryPage, SummaryQuery, WriteBatching,
+        WriteOutcome,
+    };
+
+    use super::*;
+
+    /// A store that records the size of every write and asks for `batching`.
+    struct Recording {
+        batching: WriteBatching,
+        writes: Mutex<Vec<(usize, bool)>>,
+    }
+
+    impl Recording {
+        fn new(linger: Duration, max_documents: usize) -> Arc<Self> {
+            Arc::new(Self {
+                batching: WriteBatching {
+                    linger,
+                    max_documents,
+                },
+                writes: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// (documents, acknowledged) of each write so far.
+        fn writes(&self) -> Vec<(usize, bool)> {
+            self.writes.lock().map(|w| w.clone()).unwrap_or_default()
+        }
+
+        fn record(&self, docs: &[Document], acknowledged: bool) -> WriteOutcome {
+            if let Ok(mut w) = self.writes.lock() {
+                w.push((docs.len(), acknowledged));
+            }
+            WriteOutcome {
+                documents: docs.len(),
+                traces: docs.len(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Store for Recording {
+        fn write_batching(&self) -> WriteBatching {
+            self.batching
+        }
+        async fn write(
+            &self,
+            _: &TenantId,
+            docs: Vec<Document>,
+        ) -> Result<WriteOutcome, StoreError> {
+            Ok(self.record(&docs, true))
+        }
+        async fn write_unacknowledged(
+            &self,
+            _: &TenantId,
+            docs: Vec<Document>,
+        ) -> Result<WriteOutcome, StoreError> {
+            Ok(self.record(&docs, false))
+        }
+        async fn get_traces(
+            &self,
+            _: &TenantId,
+            _: &[roentgen_model::TraceId],
+        ) -> Result<Vec<StoredTrace>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn query_summaries(
+            &self,
+            _: &TenantId,
+            _: SummaryQuery,
+        ) -> Result<SummaryPage, StoreError> {
+            Ok(SummaryPage::default())
+        }
+        async fn rollups(
+            &self,
+            _: &TenantId,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<RollupRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn put_config(
+            &self,
+            _: &TenantId,
+            _: ConfigKind,
+            _: &str,
+            _: serde_json::Value,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn list_config(
+            &self,
+            _: &TenantId,
+            _: ConfigKind,
+        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn delete_config(
+            &self,
+            _: &TenantId,
+            _: ConfigKind,
+            _: &str,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn close(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn sync_index(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn drop_before(&self, _: u64) -> Result<Vec<u32>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn doc(n: u64) -> Document {
+        let now = now_seconds();
+        let raw = format!(
+            r#"{{"trace_id":"1-{now:08x}-{n:024x}","id":"{n:016x}","name":"svc","start_time":{now},"end_time":{now}.5}}"#
+        );
+        Document::parse(raw).expect("valid document")
+    }
+
+    fn start(store: &Arc<Recording>, queue_capacity: usize) -> (Ingest, JoinHandle<()>) {
+        let store: Arc<dyn Store> = Arc::clone(store) as Arc<dyn Store>;
+        Ingest::start(
+            store,
+            Arc::new(Metrics::new()),
+            IngestOptions {
+                queue_capacity,
+                ..IngestOptions::default()
+            },
+        )
+    }
+
+    /// Lets the writer task take what is queued.
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+    const TENANT: &str = "default";
+
+    #[tokio::test]
+    async fn unacknowledged_batches_linger_until_they_reach_the_store_limit() {
+        let store = Recording::new(LONG, 3);
+        let (ingest, writer) = start(&store, 100);
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
+        settle().await;
+        ingest.try_submit(&tenant, vec![doc(2)]).expect("queued");
+        settle().await;
+        assert!(store.writes().is_empty(), "a short batch waits for more");
+        ingest.try_submit(&tenant, vec![doc(3)]).expect("queued");
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.writes().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the batch is written once it holds the limit");
+        assert_eq!(store.writes(), vec![(3, false)]);
+        drop(ingest);
+        writer.await.expect("writer");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_client_ends_the_linger_and_shares_the_write() {
+        let store = Recording::new(LONG, 1_000);
+        let (ingest, writer) = start(&store, 100);
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
+        settle().await;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            ingest.submit(&tenant, vec![doc(2)], Duration::from_secs(1)),
+        )
+        .await
+        .expect("an acknowledged write does not linger")
+        .expect("written");
+        assert_eq!(store.writes(), vec![(2, true)]);
+        drop(ingest);
+        writer.await.expect("writer");
+    }
+
+    #[tokio::test]
+    async fn a_half_full_queue_is_written_at_once() {
+        let store = Recording::new(LONG, 1_000);
+        let (ingest, writer) = start(&store, 4);
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
+        settle().await;
+        assert!(store.writes().is_empty(), "a quarter full queue lingers");
+        ingest.try_submit(&tenant, vec![doc(2)]).expect("queued");
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.writes().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("half full: written");
+        assert_eq!(store.writes(), vec![(2, false)]);
+        drop(ingest);
+        writer.await.expect("writer");
+    }
+
+    #[tokio::test]
+    async fn shutdown_writes_a_lingering_batch() {
+        let store = Recording::new(LONG, 1_000);
+        let (ingest, writer) = start(&store, 100);
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
+        settle().await;
+        drop(ingest);
+        tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the writer stops without waiting out the linger")
+            .expect("writer");
+        assert_eq!(store.writes(), vec![(1, false)]);
+    }
+
+    #[tokio::test]
+    async fn without_a_linger_what_is_queued_is_written_at_once() {
+        let store = Recording::new(Duration::ZERO, usize::MAX);
+        let (ingest, writer) = start(&store, 100);
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.writes().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("written");
+        assert_eq!(store.writes(), vec![(1, false)]);
+        drop(ingest);
+        writer.await.expect("writer");
+    }
 }

@@ -371,6 +371,27 @@ pub struct WriteOutcome {
     pub traces: usize,
 }
 
+/// How a store wants the batches nobody waits on (UDP) handed to
+/// [`Store::write_unacknowledged`]: the ingest writer holds such a batch open for up
+/// to `linger` after its first document, so that it grows to `max_documents`, and
+/// writes it at once when a client waits on a document in it, when the queue is half
+/// full, or at shutdown. Writes a client waits on never linger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBatching {
+    /// Longest an unacknowledged batch is held open; zero writes what is queued at once.
+    pub linger: std::time::Duration,
+    /// Most documents in one lingering batch.
+    pub max_documents: usize,
+}
+
+impl WriteBatching {
+    /// Write whatever is queued, at once (group commit without waiting).
+    pub const IMMEDIATE: Self = Self {
+        linger: std::time::Duration::ZERO,
+        max_documents: usize::MAX,
+    };
+}
+
 /// Kinds of configuration records (sampling rules, groups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigKind {
@@ -490,6 +511,12 @@ pub trait Store: Send + Sync + 'static {
     /// The store's own counters, read at every `/metrics` scrape.
     fn counters(&self) -> Vec<StoreCounter> {
         Vec::new()
+    }
+
+    /// How the ingest writer should batch unacknowledged writes (see
+    /// [`WriteBatching`]); by default it writes what is queued at once.
+    fn write_batching(&self) -> WriteBatching {
+        WriteBatching::IMMEDIATE
     }
 }
 
