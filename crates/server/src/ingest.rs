@@ -497,6 +497,17 @@ mod tests {
         }
     }
 
+    /// Waits (up to 30 s) until the store has seen a write; `what` says which.
+    async fn first_write(store: &Recording, what: &str) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.writes().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no write: {what}"));
+    }
+
     const LONG: Duration = Duration::from_secs(3600);
     const TENANT: &str = "default";
 
@@ -511,13 +522,7 @@ mod tests {
         settle().await;
         assert!(store.writes().is_empty(), "a short batch waits for more");
         ingest.try_submit(&tenant, vec![doc(3)]).expect("queued");
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while store.writes().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the batch is written once it holds the limit");
+        first_write(&store, "the batch is written once it holds the limit").await;
         assert_eq!(store.writes(), vec![(3, false)]);
         drop(ingest);
         writer.await.expect("writer");
@@ -551,13 +556,7 @@ mod tests {
         settle().await;
         assert!(store.writes().is_empty(), "a quarter full queue lingers");
         ingest.try_submit(&tenant, vec![doc(2)]).expect("queued");
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while store.writes().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("half full: written");
+        first_write(&store, "half full: written").await;
         assert_eq!(store.writes(), vec![(2, false)]);
         drop(ingest);
         writer.await.expect("writer");
@@ -584,13 +583,7 @@ mod tests {
         let (ingest, writer) = start(&store, 100);
         let tenant = TenantId::new(TENANT).expect("tenant");
         ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while store.writes().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("written");
+        first_write(&store, "written").await;
         assert_eq!(store.writes(), vec![(1, false)]);
         drop(ingest);
         writer.await.expect("writer");
