@@ -32,7 +32,8 @@ pub const POLICY_REASONS: &[&str] = &["TraceTooOld", "TraceInFuture"];
 pub struct IngestOptions {
     /// Most documents queued and not yet durable.
     pub queue_capacity: usize,
-    /// Most documents in one store write.
+    /// Most documents in one store write, unless the store asks for lingering
+    /// batches (`Store::write_batching`), whose own limit then applies.
     pub max_batch: usize,
     /// Documents of traces that started longer ago than this are refused.
     pub retention: Duration,
@@ -239,6 +240,23 @@ impl Ingest {
     }
 }
 
+/// The jobs of one store write being gathered.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    documents: usize,
+    /// A client waits on one of the jobs.
+    waited_on: bool,
+}
+
+impl Batch {
+    fn push(&mut self, job: Job) {
+        self.documents += job.docs.len();
+        self.waited_on |= job.ack.is_some();
+        self.jobs.push(job);
+    }
+}
+
 async fn write_loop(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Job>,
@@ -255,15 +273,12 @@ async fn write_loop(
     };
     while let Some(first) = rx.recv().await {
         let opened = tokio::time::Instant::now();
-        let mut n = first.docs.len();
-        let mut jobs = vec![first];
+        let mut batch = Batch::default();
+        batch.push(first);
         loop {
-            while n < limit {
+            while batch.documents < limit {
                 match rx.try_recv() {
-                    Ok(j) => {
-                        n += j.docs.len();
-                        jobs.push(j);
-                    }
+                    Ok(j) => batch.push(j),
                     Err(_) => break,
                 }
             }
@@ -271,21 +286,19 @@ async fn write_loop(
             // writes, it is short of the limit, and the queue (which its documents
             // still occupy) is less than half full.
             let lingers = !batching.linger.is_zero()
-                && n < limit
-                && jobs.iter().all(|j| j.ack.is_none())
+                && batch.documents < limit
+                && !batch.waited_on
                 && permits.available_permits().saturating_mul(2) > cap;
             if !lingers {
                 break;
             }
             match tokio::time::timeout_at(opened + batching.linger, rx.recv()).await {
-                Ok(Some(j)) => {
-                    n += j.docs.len();
-                    jobs.push(j);
-                }
+                Ok(Some(j)) => batch.push(j),
                 // Linger over, or every sender gone (shutdown): write what is held.
                 Ok(None) | Err(_) => break,
             }
         }
+        let jobs = batch.jobs;
         let mut by_tenant: HashMap<TenantId, (Vec<Document>, Vec<Job>)> = HashMap::new();
         for mut job in jobs {
             let entry = by_tenant.entry(job.tenant.clone()).or_default();
@@ -490,6 +503,22 @@ mod tests {
         )
     }
 
+    /// A recording store that lingers for an hour up to `max_documents`, the ingest
+    /// path in front of it, and the tenant to submit as.
+    fn lingering(
+        max_documents: usize,
+        queue_capacity: usize,
+    ) -> (Arc<Recording>, Ingest, JoinHandle<()>, TenantId) {
+        let store = Recording::new(LONG, max_documents);
+        let (ingest, writer) = start(&store, queue_capacity);
+        (
+            store,
+            ingest,
+            writer,
+            TenantId::new(TENANT).expect("tenant"),
+        )
+    }
+
     /// Lets the writer task take what is queued.
     async fn settle() {
         for _ in 0..50 {
@@ -513,9 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn unacknowledged_batches_linger_until_they_reach_the_store_limit() {
-        let store = Recording::new(LONG, 3);
-        let (ingest, writer) = start(&store, 100);
-        let tenant = TenantId::new(TENANT).expect("tenant");
+        let (store, ingest, writer, tenant) = lingering(3, 100);
         ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
         settle().await;
         ingest.try_submit(&tenant, vec![doc(2)]).expect("queued");
@@ -530,9 +557,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_client_ends_the_linger_and_shares_the_write() {
-        let store = Recording::new(LONG, 1_000);
-        let (ingest, writer) = start(&store, 100);
-        let tenant = TenantId::new(TENANT).expect("tenant");
+        let (store, ingest, writer, tenant) = lingering(1_000, 100);
         ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
         settle().await;
         tokio::time::timeout(
@@ -549,9 +574,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_half_full_queue_is_written_at_once() {
-        let store = Recording::new(LONG, 1_000);
-        let (ingest, writer) = start(&store, 4);
-        let tenant = TenantId::new(TENANT).expect("tenant");
+        let (store, ingest, writer, tenant) = lingering(1_000, 4);
         ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
         settle().await;
         assert!(store.writes().is_empty(), "a quarter full queue lingers");
@@ -564,9 +587,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_writes_a_lingering_batch() {
-        let store = Recording::new(LONG, 1_000);
-        let (ingest, writer) = start(&store, 100);
-        let tenant = TenantId::new(TENANT).expect("tenant");
+        let (store, ingest, writer, tenant) = lingering(1_000, 100);
         ingest.try_submit(&tenant, vec![doc(1)]).expect("queued");
         settle().await;
         drop(ingest);
