@@ -502,7 +502,7 @@ pub(crate) struct Entity<'a> {
 /// A service key borrowed from the documents while a trace is derived; interned so
 /// that nodes, edges and annotations refer to services by index and each
 /// [`ServiceKey`] is built once. Its order is [`ServiceKey`]'s.
-#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct KeyRef<'a> {
     name: &'a str,
     kind: Option<Cow<'a, str>>,
@@ -550,35 +550,39 @@ impl<'a> KeyRef<'a> {
     }
 }
 
-/// The distinct service keys of one derivation.
+/// The distinct service keys of one derivation. A trace names a handful of services:
+/// up to [`Keys::LINEAR`] of them are found by comparing with each, which costs less
+/// than hashing the strings; past that a map is built.
 struct Keys<'a> {
     list: Vec<KeyRef<'a>>,
-    index: HashMap<KeyRef<'a>, usize>,
+    index: Option<HashMap<KeyRef<'a>, usize>>,
 }
 
 impl<'a> Keys<'a> {
+    const LINEAR: usize = 16;
+
     fn with_capacity(n: usize) -> Self {
         Self {
-            list: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
+            list: Vec::with_capacity(n.min(Self::LINEAR)),
+            index: None,
         }
     }
 
     fn intern(&mut self, key: KeyRef<'a>) -> usize {
-        if let Some(&i) = self.index.get(&key) {
+        let found = match &self.index {
+            Some(index) => index.get(&key).copied(),
+            None => self.list.iter().position(|k| *k == key),
+        };
+        if let Some(i) = found {
             return i;
         }
         let i = self.list.len();
-        // Keys are a few short strings: cloning the borrowed view is cheap.
-        self.index.insert(
-            KeyRef {
-                name: key.name,
-                kind: key.kind.clone(),
-                account_id: key.account_id,
-            },
-            i,
-        );
         self.list.push(key);
+        if self.index.is_none() && self.list.len() > Self::LINEAR {
+            self.index = Some(self.list.iter().map(KeyRef::clone).zip(0..).collect());
+        } else if let Some(index) = &mut self.index {
+            index.insert(self.list[i].clone(), i);
+        }
         i
     }
 

@@ -297,3 +297,71 @@ fn graph_of_summary_equals_the_contribution() {
     let rebuilt = roentgen_model::graph_of_summary(&derived.summary);
     assert_eq!(rebuilt, derived.graph);
 }
+
+#[test]
+fn a_chain_of_forty_services_keeps_every_service_and_edge() {
+    // svc-00 calls svc-01 … calls svc-39, each through a remote subsegment, and each
+    // also calls DynamoDB: 40 instrumented services, 40 inferred remote nodes for the
+    // calls and one DynamoDB node, more than derivation looks up without a map.
+    let trace = "1-5759e988-bd862e3fe1be46a994272793";
+    let raws: Vec<String> = (0..40u64)
+        .map(|i| {
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                format!(r#","parent_id":"{:016x}""#, 0x1000 + i - 1)
+            };
+            format!(
+                r#"{{"trace_id":"{trace}","id":"{id:016x}"{parent},"name":"svc-{i:02}","start_time":100.0,"end_time":101.0,"subsegments":[{{"id":"{call:016x}","name":"svc-{next:02}","namespace":"remote","start_time":100.1,"end_time":100.9,"http":{{"response":{{"status":200}}}}}},{{"id":"{ddb:016x}","name":"DynamoDB","namespace":"aws","start_time":100.1,"end_time":100.2}}]}}"#,
+                id = 0x100 + i,
+                call = 0x1000 + i,
+                ddb = 0x2000 + i,
+                next = i + 1,
+            )
+        })
+        .collect();
+    let raws: Vec<&str> = raws.iter().map(String::as_str).collect();
+    // The same documents in another order derive the same summary.
+    let s = summary(&raws);
+    let mut reversed = raws.clone();
+    reversed.reverse();
+    assert_eq!(summary(&reversed), s);
+
+    let mut names: Vec<&str> = s.services.iter().map(|k| k.name.as_str()).collect();
+    assert!(names.is_sorted(), "{names:?}");
+    names.dedup();
+    assert_eq!(names.len(), s.services.len(), "each key once");
+    for i in 0..40 {
+        let name = format!("svc-{i:02}");
+        assert!(
+            s.services
+                .iter()
+                .any(|k| k.name == name && k.kind.is_none()),
+            "{name} instrumented"
+        );
+    }
+    // svc-40 was called but never sent a segment: an inferred remote node.
+    assert!(
+        s.services
+            .iter()
+            .any(|k| k.name == "svc-40" && k.kind.as_deref() == Some("remote"))
+    );
+    assert!(s.services.iter().any(|k| k.name == "DynamoDB"));
+    // Every call to the next instrumented service is an edge to it.
+    for i in 0..39 {
+        let (src, dst) = (format!("svc-{i:02}"), format!("svc-{:02}", i + 1));
+        assert!(
+            s.edges
+                .iter()
+                .any(|e| e.source.name == src && e.target.name == dst && e.target.kind.is_none()),
+            "{src} → {dst}"
+        );
+    }
+    assert_eq!(
+        s.edges
+            .iter()
+            .filter(|e| e.target.name == "DynamoDB" && e.source.kind.is_none())
+            .count(),
+        40
+    );
+}

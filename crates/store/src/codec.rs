@@ -162,7 +162,7 @@ pub(crate) fn encode_graph(rows: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
     fn slot<'a>(
         k: &'a ServiceKey,
         keys: &mut Vec<GraphKeyOut<'a>>,
-        index: &mut std::collections::HashMap<&'a ServiceKeyFields, u32>,
+        index: &mut foldhash::HashMap<&'a ServiceKeyFields, u32>,
     ) -> u32 {
         let fields: &ServiceKeyFields = k;
         *index.entry(fields).or_insert_with(|| {
@@ -175,7 +175,7 @@ pub(crate) fn encode_graph(rows: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
         })
     }
     let mut keys = Vec::new();
-    let mut index = std::collections::HashMap::new();
+    let mut index = foldhash::HashMap::default();
     let base_minute = rows.iter().map(|r| r.0).min().unwrap_or(0);
     let mut out_rows = Vec::with_capacity(rows.len());
     for (minute, key, stats) in rows {
