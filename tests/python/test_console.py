@@ -404,13 +404,16 @@ def test_analytics_compares_two_filters(server, xray, page, tmp_path):
 
 
 def test_theme_toggle_is_remembered(server, page):
+    theme = "document.documentElement.dataset.theme"
     page.goto(server.http_url + "/map")
-    before = page.evaluate("document.documentElement.dataset.theme")
+    # The theme is set before the console first renders, not after.
+    before = page.evaluate(theme)
+    assert before in ("light", "dark")
     page.get_by_test_id("theme").click()
-    after = page.evaluate("document.documentElement.dataset.theme")
-    assert {before, after} == {"light", "dark"}
+    after = "dark" if before == "light" else "light"
+    page.wait_for_function(f"{theme} === {after!r}")
     page.reload()
-    assert page.evaluate("document.documentElement.dataset.theme") == after
+    assert page.evaluate(theme) == after
 
 
 # ------------------------------------------------------------------ brush, keyboard, scale

@@ -18,10 +18,13 @@ const NAV: [string, string][] = [
   ["/sampling", "Sampling"],
 ];
 
+/// The remembered theme, else the system's.
+function initialTheme(): string {
+  return localStorage.getItem("roentgen-theme") ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+}
+
 function useTheme(): [string, () => void] {
-  const [theme, setTheme] = useState(
-    () => localStorage.getItem("roentgen-theme") ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
-  );
+  const [theme, setTheme] = useState(initialTheme);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("roentgen-theme", theme);
@@ -139,6 +142,10 @@ function App() {
     </>
   );
 }
+
+// Set before the first render (React applies effects after painting): the page never
+// shows in the other theme first.
+document.documentElement.dataset.theme = initialTheme();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
