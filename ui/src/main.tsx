@@ -18,13 +18,14 @@ const NAV: [string, string][] = [
   ["/sampling", "Sampling"],
 ];
 
-/// The remembered theme, else the system's.
-function initialTheme(): string {
-  return localStorage.getItem("roentgen-theme") ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
-}
+/// The remembered theme, else the system's; set on the page before the first render
+/// (React applies effects after painting), so the page never shows in the other theme.
+const INITIAL_THEME =
+  localStorage.getItem("roentgen-theme") ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+document.documentElement.dataset.theme = INITIAL_THEME;
 
 function useTheme(): [string, () => void] {
-  const [theme, setTheme] = useState(initialTheme);
+  const [theme, setTheme] = useState(INITIAL_THEME);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("roentgen-theme", theme);
@@ -142,10 +143,6 @@ function App() {
     </>
   );
 }
-
-// Set before the first render (React applies effects after painting): the page never
-// shows in the other theme first.
-document.documentElement.dataset.theme = initialTheme();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

@@ -298,9 +298,8 @@ async fn write_loop(
                 Ok(None) | Err(_) => break,
             }
         }
-        let jobs = batch.jobs;
         let mut by_tenant: HashMap<TenantId, (Vec<Document>, Vec<Job>)> = HashMap::new();
-        for mut job in jobs {
+        for mut job in batch.jobs {
             let entry = by_tenant.entry(job.tenant.clone()).or_default();
             entry.0.append(&mut job.docs);
             entry.1.push(job);
