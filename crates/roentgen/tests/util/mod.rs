@@ -476,13 +476,28 @@ impl Daemon {
         scrape(&self.metrics, name).expect("daemon metrics")
     }
 
-    /// Waits until `cond` holds for the metrics, or panics with `what`.
+    /// The daemon's own metric lines (`roentgen_daemon_*`), for failure messages.
+    fn counters(&self) -> String {
+        reqwest::blocking::get(format!("http://{}/metrics", self.metrics))
+            .and_then(|r| r.text())
+            .map(|t| {
+                t.lines()
+                    .filter(|l| l.starts_with("roentgen_daemon_"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_else(|e| format!("unreadable: {e}"))
+    }
+
+    /// Waits until `cond` holds for the metrics, or panics with `what`, the daemon's
+    /// counters (what it sent, dropped, rejected, retried and holds) and its log.
     pub fn wait_for(&self, what: &str, timeout: Duration, cond: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + timeout;
         while !cond(self) {
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}: {}",
+                "timed out waiting for {what}\ncounters:\n{}\nlog:\n{}",
+                self.counters(),
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
