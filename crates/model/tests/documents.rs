@@ -303,6 +303,25 @@ fn too_deep_nesting_is_rejected_not_overflowed() {
     assert!(matches!(err, DocumentError::TooDeep { .. }), "{err}");
 }
 
+/// Parsed documents wait for the indexer in memory, so a list of embedded subsegments
+/// holds no spare room (serde's growth left two spare for S1's two subsegments).
+#[test]
+fn embedded_subsegments_take_exactly_their_room() {
+    let one = r#"{"id":"0000000000000001","name":"x","start_time":1,"end_time":2}"#;
+    for n in [1, 2, 3, 5, 9] {
+        let list = vec![one; n].join(",");
+        let raw = doc(&format!(
+            "{BASE},\"name\":\"a\",\"end_time\":2,\"subsegments\":[{list}]"
+        ));
+        let d = Document::parse(raw).expect("valid");
+        let subs = &d.segment().subsegments;
+        assert_eq!(subs.len(), n);
+        assert_eq!(subs.capacity(), n, "{n} subsegments");
+    }
+    let d = Document::parse(S1).expect("valid");
+    assert_eq!(d.segment().subsegments.capacity(), 2);
+}
+
 #[test]
 fn every_error_code_is_listed() {
     let samples = [

@@ -1405,6 +1405,10 @@ impl Assembler<'_, '_> {
     /// `None` when a part of it must be parsed from the text to be judged.
     fn typed(&mut self, plan: &Plan) -> Option<Segment> {
         let mut seg = self.entities[plan.idx].typed.take();
+        if let Some(s) = &mut seg {
+            // Exactly: the parsed documents wait for the indexer within a budget.
+            s.subsegments.reserve_exact(plan.embedded.len());
+        }
         for c in &plan.embedded {
             match (&mut seg, self.typed(c)) {
                 (Some(s), Some(child)) => s.subsegments.push(child),

@@ -618,6 +618,13 @@ fn children_are_embedded_in_their_parents_document() {
         .find(|x| x["id"] == "0000000000000006")
         .expect("segment");
     assert_eq!(orders["parent_id"], "0000000000000004");
+    // The typed views hold no spare room (they wait for the indexer in memory).
+    for doc in &b.documents {
+        for seg in doc.document.segment().walk() {
+            let subs = &seg.subsegments;
+            assert_eq!(subs.capacity(), subs.len(), "{:?}", seg.name);
+        }
+    }
 }
 
 #[test]
