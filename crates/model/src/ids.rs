@@ -108,13 +108,39 @@ impl FromStr for TraceId {
     }
 }
 
+/// Lower-case hex digits of `bytes` into `out`, two per byte.
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
+/// The text of an id, built on the stack: ids are written for every summary the indexer
+/// stores and every one the API returns, and `write!` per byte was the slow part.
+struct IdText<const N: usize>([u8; N]);
+
+impl<const N: usize> IdText<N> {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits and `-` are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl TraceId {
+    fn text(&self) -> IdText<{ TraceId::TEXT_LEN }> {
+        let mut t = [b'-'; TraceId::TEXT_LEN];
+        t[0] = b'1';
+        hex_into(&self.time.to_be_bytes(), &mut t[2..10]);
+        hex_into(&self.random, &mut t[11..]);
+        IdText(t)
+    }
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1-{:08x}-", self.time)?;
-        for b in self.random {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -141,9 +167,17 @@ impl FromStr for SegmentId {
     }
 }
 
+impl SegmentId {
+    fn text(&self) -> IdText<16> {
+        let mut t = [0; 16];
+        hex_into(&self.0.to_be_bytes(), &mut t);
+        IdText(t)
+    }
+}
+
 impl fmt::Display for SegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -157,7 +191,7 @@ macro_rules! serde_via_str {
     ($t:ty) => {
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                s.serialize_str(self.text().as_str())
             }
         }
         impl<'de> Deserialize<'de> for $t {
@@ -208,6 +242,22 @@ mod tests {
             .parse()
             .expect("valid");
         assert!(a.to_bytes() < b.to_bytes());
+    }
+
+    proptest::proptest! {
+        /// The text built on the stack is what `format!` writes, and reads back.
+        #[test]
+        fn ids_write_as_format_does(time: u32, random: [u8; 12], seg: u64) {
+            let id = TraceId::new(time, random);
+            let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let text = format!("1-{time:08x}-{hex}");
+            proptest::prop_assert_eq!(id.to_string(), text.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&id).ok(), Some(format!("\"{text}\"")));
+            proptest::prop_assert_eq!(text.parse::<TraceId>(), Ok(id));
+            let s = SegmentId(seg);
+            proptest::prop_assert_eq!(s.to_string(), format!("{seg:016x}"));
+            proptest::prop_assert_eq!(s.to_string().parse::<SegmentId>(), Ok(s));
+        }
     }
 
     #[test]
