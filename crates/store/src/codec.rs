@@ -194,26 +194,42 @@ pub(crate) fn encode_graph(rows: &[(u64, GraphKey, Stats)]) -> Vec<u8> {
             throttle: stats.throttle,
             fault: stats.fault,
             total_response_time: stats.total_response_time,
-            histogram: stats.histogram.iter().map(|(b, c)| (*b, *c)).collect(),
+            histogram: HistogramOut(&stats.histogram),
         });
     }
+    // Room for what a row takes when its numbers are small: grown from one byte, the
+    // buffer was copied some seven times per record.
+    let mut out = Vec::with_capacity(16 + keys.len() * 32 + rows.len() * 24);
+    out.push(GRAPH_V2_TAG);
     let graph = GraphV2 {
         keys,
         base_minute,
         rows: out_rows,
     };
     // Serializing plain data into a Vec cannot fail.
-    postcard::to_extend(&graph, vec![GRAPH_V2_TAG]).unwrap_or_default()
+    postcard::to_extend(&graph, out).unwrap_or_default()
+}
+
+/// A histogram written as the list of `(bucket, count)` it is read back as, without
+/// building that list.
+struct HistogramOut<'a>(&'a std::collections::BTreeMap<u32, i64>);
+
+impl serde::Serialize for HistogramOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(b, c)| (*b, *c)))
+    }
 }
 
 const GRAPH_V2_TAG: u8 = 0xB4;
 
+/// The encoded graph rows. Written with `H` = [`HistogramOut`], read with
+/// `Vec<(u32, i64)>`: one field layout for both.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct GraphV2<'a> {
+struct GraphV2<'a, H> {
     #[serde(borrow)]
     keys: Vec<GraphKeyOut<'a>>,
     base_minute: u64,
-    rows: Vec<GraphRowV2>,
+    rows: Vec<GraphRowV2<H>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -224,7 +240,7 @@ struct GraphKeyOut<'a> {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct GraphRowV2 {
+struct GraphRowV2<H> {
     minute: u64,
     source: u32,
     target: u32,
@@ -234,11 +250,12 @@ struct GraphRowV2 {
     throttle: i64,
     fault: i64,
     total_response_time: f64,
-    histogram: Vec<(u32, i64)>,
+    histogram: H,
 }
 
 fn decode_graph_v2(v: &[u8]) -> Result<GraphRows, String> {
-    let (graph, rest) = postcard::take_from_bytes::<GraphV2<'_>>(v).map_err(|e| e.to_string())?;
+    let (graph, rest) =
+        postcard::take_from_bytes::<GraphV2<'_, Vec<(u32, i64)>>>(v).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
         return Err(format!("graph rows: {} bytes left over", rest.len()));
     }
@@ -530,7 +547,9 @@ mod tests {
                 account_id: None,
             }]
         };
-        let encode = |g: &GraphV2<'_>| postcard::to_extend(g, vec![GRAPH_V2_TAG]).expect("encode");
+        let encode = |g: &GraphV2<'_, Vec<(u32, i64)>>| {
+            postcard::to_extend(g, vec![GRAPH_V2_TAG]).expect("encode")
+        };
         let good = GraphV2 {
             keys: keys(),
             base_minute: 7,
