@@ -1194,7 +1194,8 @@ impl EmbeddedStore {
         let now = now_seconds();
         let dropped_before = self.inner.dropped_before.load(Ordering::Relaxed);
         let mut batch = self.inner.db.batch();
-        let mut deltas: BTreeMap<(Vec<u8>, u64, GraphKey), Stats> = BTreeMap::new();
+        // Rollup changes by tenant prefix, then by minute and node or edge.
+        let mut deltas: BTreeMap<Vec<u8>, BTreeMap<(u64, GraphKey), Stats>> = BTreeMap::new();
         // (key, marker as read, whether this round may clear it)
         let mut markers: Vec<(Vec<u8>, Option<fjall::UserValue>, bool)> = Vec::new();
         // This round's scan blocks by day, tenant prefix and second: one pack each.
@@ -1300,11 +1301,9 @@ impl EmbeddedStore {
                     batch.insert(&parts.svcs, service_key(&tp, &svc.name, Some(trace)), []);
                 }
             }
+            let tenant_deltas = deltas.entry(tp.clone()).or_default();
             for (m, k, s) in old_graph {
-                deltas
-                    .entry((tp.clone(), *m, k.clone()))
-                    .or_default()
-                    .add(s, -1);
+                tenant_deltas.entry((*m, k.clone())).or_default().add(s, -1);
             }
             let new_graph: GraphRows = derived
                 .graph
@@ -1312,10 +1311,7 @@ impl EmbeddedStore {
                 .map(|((m, k), s)| (m, k, s))
                 .collect();
             for (m, k, s) in &new_graph {
-                deltas
-                    .entry((tp.clone(), *m, k.clone()))
-                    .or_default()
-                    .add(s, 1);
+                tenant_deltas.entry((*m, k.clone())).or_default().add(s, 1);
             }
             let stored = StoredSummary {
                 summary: derived.summary,
@@ -1352,7 +1348,12 @@ impl EmbeddedStore {
         // is safe. Each minute's change goes to its hour row too.
         type HourDelta = (Stats, crate::codec::MinuteCounts);
         let mut hour_deltas: BTreeMap<(Vec<u8>, u64, Vec<u8>), HourDelta> = BTreeMap::new();
-        for ((tp, minute, key), delta) in deltas {
+        let deltas = deltas.into_iter().flat_map(|(tp, by_key)| {
+            by_key
+                .into_iter()
+                .map(move |((minute, key), delta)| (tp.clone(), minute, key, delta))
+        });
+        for (tp, minute, key, delta) in deltas {
             if delta.is_empty() && delta.total_response_time == 0.0 {
                 continue;
             }
