@@ -110,11 +110,8 @@ impl FromStr for TraceId {
 
 /// Lower-case hex digits of `bytes` into `out`, two per byte.
 fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    // Every caller passes `out` exactly twice as long, all `encode_to_slice` checks.
+    let _ = hex::encode_to_slice(bytes, out);
 }
 
 /// The text of an id, built on the stack: ids are written for every summary the indexer

@@ -411,7 +411,7 @@ fn seconds(nanos: u64) -> f64 {
 }
 
 fn id_text(id: u64) -> String {
-    crate::ids::segment_id_text(id)
+    roentgen_model::SegmentId(id).to_string()
 }
 
 /// An id derived from a span id, for entities the span makes besides itself.
@@ -1382,7 +1382,7 @@ impl Assembler<'_, '_> {
             }
         };
         let parent = parent.map(id_text);
-        let trace = crate::ids::trace_id_text(&e.trace);
+        let trace = e.trace.to_string();
         if let Some(k) = kind {
             extra.string("type", k);
         }
@@ -1425,7 +1425,7 @@ impl Assembler<'_, '_> {
         let r = self.resource;
         let mut seg = Members::with_capacity(plan.size + 512);
         let id = id_text(derived_id(e.span_id, 0x5e6));
-        let trace = crate::ids::trace_id_text(&e.trace);
+        let trace = e.trace.to_string();
         seg.string("id", &id);
         seg.string("name", &r.service);
         seg.f64("start_time", e.start);

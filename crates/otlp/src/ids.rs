@@ -60,42 +60,15 @@ pub fn w3c_to_xray(id: &[u8; 16], span_start_seconds: u64) -> TraceId {
     TraceId::new(bucket.min(u64::from(u32::MAX)) as u32, random)
 }
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
-    }
-}
-
-fn ascii(bytes: Vec<u8>) -> String {
-    // Only hex digits and dashes were written.
-    String::from_utf8(bytes).unwrap_or_default()
-}
-
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    ascii(out)
-}
-
-/// A segment id as 16 hex digits (what `format!("{id:016x}")` gives, without the
-/// formatter's cost on the hot path).
-pub fn segment_id_text(id: u64) -> String {
-    hex(&id.to_be_bytes())
-}
-
-/// The text form of an X-Ray trace id (as its `Display`, faster).
-pub fn trace_id_text(id: &TraceId) -> String {
-    let b = id.to_bytes();
-    let mut out = Vec::with_capacity(TraceId::TEXT_LEN);
-    out.extend_from_slice(b"1-");
-    push_hex(&mut out, &b[..4]);
-    out.push(b'-');
-    push_hex(&mut out, &b[4..]);
-    ascii(out)
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -147,9 +120,8 @@ mod tests {
         let later = to_xray(&otel, bucket + W3C_BUCKET_SECONDS - 1, NOW + 3000).0;
         assert_eq!(later, x);
         assert_eq!(w3c_to_xray(&otel, start), x);
-        assert_eq!(trace_id_text(&x), x.to_string());
         assert_eq!(
-            segment_id_text(0x00ab_0001),
+            roentgen_model::SegmentId(0x00ab_0001).to_string(),
             format!("{:016x}", 0x00ab_0001)
         );
     }
